@@ -1,0 +1,301 @@
+"""Per-block gates and depth selection shared by every dynamic-depth encoder.
+
+One place owns the rules of DLD's layer dropping (DLD.md): in training each
+block is dropped independently with ``layer_drop_prob``, the gates are drawn
+once per mini-batch so a dropped block is really skipped, and at least
+``min_active_layers`` blocks run; at inference ``set_depth`` picks exactly
+which blocks run.  Encoders wrap their block list in :class:`GatedLayerStack`
+and mix in :class:`DynamicDepthMixin`; they hold no gating logic of their own.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+
+import torch
+
+from espnet_dld.utils.signature import extend_signature
+
+DEPTH_POLICIES = ("uniform", "first")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def uniform_layers(num_layers: int, depth: int) -> List[int]:
+    """``depth`` evenly spaced block indices of ``num_layers``, always ending
+    with the last block (the one the output layer was trained behind)."""
+    return [int(math.floor((j + 1) * num_layers / depth + 0.5)) - 1 for j in range(depth)]
+
+
+def first_layers(num_layers: int, depth: int) -> List[int]:
+    """The first ``depth`` blocks (early exit)."""
+    return list(range(depth))
+
+
+_POLICY_FUNCS = {"uniform": uniform_layers, "first": first_layers}
+
+
+def check_depth(depth, num_layers: int, name: str = "depth") -> int:
+    """Validate an inference depth; ValueError names the value and the range."""
+    if not _is_int(depth):
+        raise ValueError(
+            f"{name} must be an integer in 1..{num_layers} (or None for all "
+            f"{num_layers} blocks), got {depth!r} ({type(depth).__name__})"
+        )
+    if not 1 <= depth <= num_layers:
+        raise ValueError(
+            f"{name}={depth} is out of range: the encoder has {num_layers} blocks, "
+            f"valid depths are 1..{num_layers}"
+        )
+    return depth
+
+
+def check_layers(layers: Sequence[int], num_layers: int) -> List[int]:
+    """Validate an explicit list of block indices (0-based, unique, sorted on return)."""
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence):
+        raise ValueError(f"layers must be a list of block indices in 0..{num_layers - 1}, got {layers!r}")
+    if len(layers) == 0:
+        raise ValueError(f"layers must name at least one block in 0..{num_layers - 1}, got []")
+    bad = [i for i in layers if not _is_int(i) or not 0 <= i < num_layers]
+    if bad:
+        raise ValueError(
+            f"layers {list(layers)} contains {bad}: block indices must be integers in 0..{num_layers - 1}"
+        )
+    dup = sorted({i for i in layers if list(layers).count(i) > 1})
+    if dup:
+        raise ValueError(f"layers {list(layers)} repeats block(s) {dup}; each block can run at most once")
+    return sorted(layers)
+
+
+class LayerGate:
+    """Decides, for every forward pass, which blocks of an N-block stack run."""
+
+    def __init__(
+        self,
+        num_layers: int,
+        layer_drop_prob: float = 0.5,
+        min_active_layers: int = 1,
+        depth_policy: str = "uniform",
+    ):
+        if not _is_int(num_layers) or num_layers < 1:
+            raise ValueError(f"num_blocks must be a positive integer, got {num_layers!r}")
+        if isinstance(layer_drop_prob, bool) or not isinstance(layer_drop_prob, (int, float)) or not (
+            0.0 <= float(layer_drop_prob) < 1.0
+        ):
+            raise ValueError(f"layer_drop_prob must be a probability in [0, 1), got {layer_drop_prob!r}")
+        if not _is_int(min_active_layers) or not 1 <= min_active_layers <= num_layers:
+            raise ValueError(
+                f"min_active_layers must be an integer in 1..{num_layers} (num_blocks), got {min_active_layers!r}"
+            )
+        if depth_policy not in _POLICY_FUNCS:
+            raise ValueError(f"depth_policy must be one of {sorted(_POLICY_FUNCS)}, got {depth_policy!r}")
+        self.num_layers = num_layers
+        self.layer_drop_prob = float(layer_drop_prob)
+        self.min_active_layers = min_active_layers
+        self.depth_policy = depth_policy
+        self._fixed: Optional[List[int]] = None  # None: all blocks
+
+    # -- inference -------------------------------------------------------
+    def set_depth(self, depth: Optional[int] = None, layers: Optional[Sequence[int]] = None) -> List[int]:
+        """Fix the blocks used outside training; returns them."""
+        if depth is not None and layers is not None:
+            raise ValueError(f"give either depth ({depth!r}) or layers ({layers!r}), not both")
+        if layers is not None:
+            self._fixed = check_layers(layers, self.num_layers)
+        elif depth is None:
+            self._fixed = None
+        else:
+            check_depth(depth, self.num_layers)
+            self._fixed = _POLICY_FUNCS[self.depth_policy](self.num_layers, depth)
+        return self.active_layers
+
+    @property
+    def active_layers(self) -> List[int]:
+        """Blocks that run in eval mode (or in training without dropping)."""
+        return list(range(self.num_layers)) if self._fixed is None else list(self._fixed)
+
+    # -- training --------------------------------------------------------
+    def sample(self) -> List[int]:
+        """Draw one mini-batch's gates: keep each block with prob. 1 - p, then
+        switch random dropped blocks back on until ``min_active_layers`` run.
+
+        Uses torch's global RNG so ESPnet's ``--seed`` makes it reproducible.
+        """
+        keep = torch.rand(self.num_layers) >= self.layer_drop_prob
+        missing = self.min_active_layers - int(keep.sum())
+        if missing > 0:
+            dropped = torch.nonzero(~keep).flatten()
+            revive = dropped[torch.randperm(len(dropped))[:missing]]
+            keep[revive] = True
+        return torch.nonzero(keep).flatten().tolist()
+
+    def select(self, training: bool) -> List[int]:
+        """Blocks for the next forward pass."""
+        if training and self.layer_drop_prob > 0.0:
+            return self.sample()
+        return self.active_layers
+
+
+class _SkippedBlock(torch.nn.Module):
+    """Stand-in for a dropped block: identity, or the block's final norm."""
+
+    def __init__(self, norm: Optional[Callable]):
+        super().__init__()
+        self._norm = [norm]  # a list keeps the norm out of this module's children
+
+    def forward(self, x, mask, *args, **kwargs):
+        norm = self._norm[0]
+        if norm is not None:
+            if isinstance(x, tuple):  # relative positional encoding: (x, pos_emb)
+                x = (norm(x[0]),) + tuple(x[1:])
+            else:
+                x = norm(x)
+        return (x, mask) if not args else (x, mask) + tuple(args)
+
+
+class GatedLayerStack(torch.nn.Module):
+    """Drop-in replacement for ESPnet's ``MultiSequential`` block list.
+
+    The blocks stay children "0".."N-1", so parameter names are those of
+    ESPnet's own encoders.  ``forward`` runs only the blocks chosen by the
+    gate; iterating yields a skip stand-in in place of each dropped block, so
+    ESPnet code that loops over the blocks itself (intermediate CTC) keeps
+    its block indices while still not computing dropped blocks.
+    """
+
+    def __init__(
+        self,
+        blocks: torch.nn.Module,
+        gate: LayerGate,
+        final_norm_of: Optional[Callable[[torch.nn.Module], Optional[Callable]]] = None,
+    ):
+        super().__init__()
+        for i, block in enumerate(blocks):
+            self.add_module(str(i), block)
+        self.gate = gate
+        self._final_norm_of = final_norm_of
+        self._current: Optional[List[int]] = None
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __getitem__(self, idx: int) -> torch.nn.Module:
+        return self._modules[str(range(len(self))[idx])]
+
+    def blocks(self) -> List[torch.nn.Module]:
+        return [self._modules[str(i)] for i in range(len(self))]
+
+    def _plan(self) -> List[Tuple[int, torch.nn.Module]]:
+        active = set(self.gate.select(self.training))
+        self._current = sorted(active)
+        plan = []
+        for i, block in enumerate(self.blocks()):
+            if i in active:
+                plan.append((i, block))
+            else:
+                norm = self._final_norm_of(block) if self._final_norm_of is not None else None
+                plan.append((i, _SkippedBlock(norm)))
+        return plan
+
+    @property
+    def last_active_layers(self) -> Optional[List[int]]:
+        """Blocks that ran in the most recent forward pass (for logging)."""
+        return self._current
+
+    def __iter__(self) -> Iterator[torch.nn.Module]:
+        return iter([module for _, module in self._plan()])
+
+    def forward(self, *args):
+        for _, module in self._plan():
+            if isinstance(module, _SkippedBlock) and module._norm[0] is None:
+                continue  # identity: nothing to compute
+            args = module(*args)
+        return args
+
+
+class DynamicDepthMixin:
+    """Turns an ESPnet encoder whose blocks live in ``self.encoders`` into a
+    dynamic-depth one: mix it in before the ESPnet class and name the block's
+    final norm in ``final_norm_of``.  Adds ``set_depth`` / ``active_layers``.
+    """
+
+    encoders: GatedLayerStack
+    #: returns a block's last LayerNorm, or None (see make_blocks_dynamic)
+    final_norm_of: Callable[[torch.nn.Module], Optional[Callable]] = staticmethod(lambda block: None)
+    #: the options this mixin adds to every dynamic encoder
+    DYNAMIC_OPTIONS = ("layer_drop_prob", "min_active_layers", "depth_policy", "keep_final_norm_when_dropped")
+
+    def __init__(
+        self,
+        input_size: int,
+        *,
+        layer_drop_prob: float = 0.5,
+        min_active_layers: int = 1,
+        depth_policy: str = "uniform",
+        keep_final_norm_when_dropped: bool = False,
+        **kwargs,
+    ):
+        super().__init__(input_size, **kwargs)
+        make_blocks_dynamic(
+            self, layer_drop_prob, min_active_layers, depth_policy, keep_final_norm_when_dropped, self.final_norm_of
+        )
+
+    def set_depth(self, depth: Optional[int] = None, layers: Optional[Sequence[int]] = None) -> List[int]:
+        """Run exactly ``depth`` blocks (chosen by ``depth_policy``) or the
+        blocks in ``layers`` outside training; ``None`` restores all blocks."""
+        return self.encoders.gate.set_depth(depth=depth, layers=layers)
+
+    @property
+    def active_layers(self) -> List[int]:
+        return self.encoders.gate.active_layers
+
+    @property
+    def num_layers(self) -> int:
+        return self.encoders.gate.num_layers
+
+    @property
+    def last_active_layers(self) -> Optional[List[int]]:
+        return self.encoders.last_active_layers
+
+
+def dynamic_encoder_signature(cls: type, base: type) -> type:
+    """``cls`` (mixin + ``base``) shows ``base``'s options and the mixin's."""
+    return extend_signature(cls, base, DynamicDepthMixin.__init__, DynamicDepthMixin.DYNAMIC_OPTIONS)
+
+
+def make_blocks_dynamic(
+    encoder: torch.nn.Module,
+    layer_drop_prob: float,
+    min_active_layers: int,
+    depth_policy: str,
+    keep_final_norm_when_dropped: bool,
+    final_norm_of: Callable[[torch.nn.Module], Optional[Callable]],
+) -> None:
+    """Replace ``encoder.encoders`` (ESPnet's block list) by a gated stack.
+
+    ``final_norm_of(block)`` returns the block's last LayerNorm (or None);
+    it is applied in place of a dropped block when
+    ``keep_final_norm_when_dropped`` is set.
+    """
+    espnet_drop = getattr(encoder.encoders, "layer_drop_rate", 0.0)
+    if espnet_drop:
+        raise ValueError(
+            f"layer_drop_rate={espnet_drop} is ESPnet's own layer drop; {type(encoder).__name__} "
+            "uses layer_drop_prob instead (leave layer_drop_rate at 0)"
+        )
+    blocks = list(encoder.encoders)
+    gate = LayerGate(len(blocks), layer_drop_prob, min_active_layers, depth_policy)
+    if keep_final_norm_when_dropped:
+        lacking = [i for i, b in enumerate(blocks) if final_norm_of(b) is None]
+        if lacking:
+            raise ValueError(
+                "keep_final_norm_when_dropped=true needs blocks that end with a LayerNorm, "
+                f"but blocks {lacking} of {type(encoder).__name__} have none with this "
+                "configuration (conformer: use_cnn_module=true; transformer: normalize_before=false)"
+            )
+        norm_of = final_norm_of
+    else:
+        norm_of = None
+    encoder.encoders = GatedLayerStack(blocks, gate, final_norm_of=norm_of)

@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Decoding at a chosen encoder depth: ESPnet's ``Speech2Text`` and
+``asr_inference`` CLI plus ``--depth``.
+
+``python -m espnet_dld.bin.asr_inference`` takes every option of
+``espnet2.bin.asr_inference`` and ``--depth K [K ...]`` (or
+``--depth_layers``).  Several depths are decoded by one process with one
+loaded model; each gets ``<output_dir>/depth<K>/`` (a single depth writes to
+``<output_dir>`` itself, as ESPnet does).  Next to the usual
+``1best_recog/`` files, ``decode_stats.json`` records the blocks that ran
+and the decoding and encoder time, for real-time factors.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from espnet_dld.tasks.asr import ASRTask
+from espnet_dld.utils.quiet_imports import quiet_espnet_imports
+
+with quiet_espnet_imports():
+    import espnet2.bin.asr_inference as espnet_inference
+    from espnet.utils.cli_utils import get_commandline_args
+
+from espnet_dld.asr.teacher import teacher_loading_disabled  # noqa: E402
+from espnet_dld.utils.checkpoint import load_state_dict_strict  # noqa: E402
+from espnet_dld.utils.model_zoo import unpack_model  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+class Speech2Text(espnet_inference.Speech2Text):
+    """ESPnet's ``Speech2Text`` with a selectable encoder depth.
+
+    >>> s2t = Speech2Text("exp/x/config.yaml", "exp/x/valid.loss.ave.pth", depth=6)
+    >>> text, *_ = s2t(speech)[0]
+    >>> s2t.set_depth(3)   # no reload; None = all blocks
+
+    Weights load strictly (ESPnet loads with ``strict=False``): missing or
+    unexpected keys raise an error listing them.  A DLD student is built
+    without its teacher.  Any other keyword argument is ESPnet's.
+    """
+
+    def __init__(
+        self,
+        asr_train_config: Union[Path, str, None] = None,
+        asr_model_file: Union[Path, str, None] = None,
+        depth: Optional[int] = None,
+        layers: Optional[Sequence[int]] = None,
+        **kwargs: Any,
+    ):
+        if kwargs.get("quantize_asr_model"):
+            raise ValueError("quantize_asr_model is not supported with dynamic depth yet; decode unquantized")
+        if kwargs.get("enh_s2t_task"):
+            raise ValueError("enh_s2t_task is not supported by espnet_dld.Speech2Text")
+        if asr_train_config is None:
+            if asr_model_file is None:
+                raise ValueError("give asr_train_config, asr_model_file, or both")
+            asr_train_config = Path(asr_model_file).parent / "config.yaml"
+        with teacher_loading_disabled():
+            super().__init__(asr_train_config=asr_train_config, asr_model_file=None, **kwargs)
+        if asr_model_file is not None:
+            load_state_dict_strict(self.asr_model, asr_model_file)
+        self.timing = DecodeTiming(self.asr_model.encoder)
+        self.set_depth(depth, layers)
+
+    # -- depth -----------------------------------------------------------
+    @property
+    def num_layers(self) -> Optional[int]:
+        """Number of encoder blocks of a dynamic encoder (None if static)."""
+        return getattr(self.asr_model.encoder, "num_layers", None)
+
+    @property
+    def active_layers(self) -> Optional[List[int]]:
+        return getattr(self.asr_model.encoder, "active_layers", None)
+
+    def set_depth(self, depth: Optional[int] = None, layers: Optional[Sequence[int]] = None) -> Optional[List[int]]:
+        """Decode with ``depth`` blocks (or exactly ``layers``) from now on."""
+        encoder = self.asr_model.encoder
+        if hasattr(encoder, "set_depth"):
+            return encoder.set_depth(depth=depth, layers=layers)
+        if depth is None and layers is None:
+            return None
+        raise ValueError(
+            f"depth={depth!r} layers={layers!r}: the encoder {type(encoder).__name__} of this model is static; "
+            "depth selection needs a dld_* encoder"
+        )
+
+    @torch.no_grad()
+    def __call__(self, speech: Union[torch.Tensor, np.ndarray]):
+        start = time.perf_counter()
+        try:
+            return super().__call__(speech)
+        finally:
+            self.timing.add_call(time.perf_counter() - start, int(speech.shape[0]))
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_tag: Optional[str] = None,
+        depth: Optional[int] = None,
+        layers: Optional[Sequence[int]] = None,
+        **kwargs: Any,
+    ) -> "Speech2Text":
+        """Build from a packed model zip (or a model-zoo tag)."""
+        if model_tag is not None:
+            kwargs.update(unpack_model(model_tag))
+        return cls(depth=depth, layers=layers, **kwargs)
+
+
+class DecodeTiming:
+    """Wall-clock of whole decoding calls and of the encoder inside them."""
+
+    def __init__(self, encoder: torch.nn.Module):
+        self.reset()
+        self._start = None
+        if encoder is not None:
+            encoder.register_forward_pre_hook(self._enc_start)
+            encoder.register_forward_hook(self._enc_end)
+
+    def reset(self) -> None:
+        self.calls, self.samples, self.decode_seconds, self.encoder_seconds = 0, 0, 0.0, 0.0
+
+    def _enc_start(self, module, args):
+        self._start = time.perf_counter()
+
+    def _enc_end(self, module, args, output):
+        if self._start is not None:
+            self.encoder_seconds += time.perf_counter() - self._start
+            self._start = None
+
+    def add_call(self, seconds: float, samples: int) -> None:
+        self.calls += 1
+        self.samples += samples
+        self.decode_seconds += seconds
+
+    def as_dict(self) -> Dict[str, float]:
+        return {
+            "utterances": self.calls,
+            "input_samples": self.samples,
+            "decode_seconds": round(self.decode_seconds, 6),
+            "encoder_seconds": round(self.encoder_seconds, 6),
+        }
+
+
+@contextlib.contextmanager
+def _espnet_loop_uses(speech2text: Speech2Text):
+    """Let ESPnet's own ``inference()`` loop (data loading, n-best writing,
+    short-utterance handling) decode with an already built model: its module
+    global ``Speech2Text`` is swapped for this instance while it runs."""
+
+    class _Prebuilt:
+        @staticmethod
+        def from_pretrained(**_ignored):
+            return speech2text
+
+    original = espnet_inference.Speech2Text
+    espnet_inference.Speech2Text = _Prebuilt
+    try:
+        yield
+    finally:
+        espnet_inference.Speech2Text = original
+
+
+_S2T_OPTIONS = (
+    "transducer_conf", "lm_train_config", "lm_file", "ngram_file", "token_type", "bpemodel", "maxlenratio",
+    "minlenratio", "dtype", "beam_size", "ctc_weight", "lm_weight", "ngram_weight", "penalty", "nbest",
+    "normalize_length", "streaming", "multi_asr", "hugging_face_decoder", "hugging_face_decoder_conf",
+    "time_sync", "prompt_token_file", "lang_prompt_token", "nlp_prompt_token", "partial_ar",
+    "threshold_probability", "max_seq_len", "max_mask_parallel",
+)
+
+
+def inference(depth: Optional[List[int]], depth_layers: Optional[List[int]], **kwargs: Any) -> None:
+    """Decode the data once per requested depth with one loaded model."""
+    if depth and depth_layers:
+        raise ValueError("give --depth or --depth_layers, not both")
+    logging.basicConfig(
+        level=kwargs["log_level"], format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
+    )
+    if kwargs.get("ngpu", 0) > 1:
+        raise NotImplementedError("only single GPU decoding is supported")
+    s2t_kwargs = {k: kwargs[k] for k in _S2T_OPTIONS if k in kwargs}
+    s2t_kwargs.update(
+        model_tag=kwargs["model_tag"],
+        asr_train_config=kwargs["asr_train_config"],
+        asr_model_file=kwargs["asr_model_file"],
+        device="cuda" if kwargs.get("ngpu", 0) >= 1 else "cpu",
+        quantize_asr_model=kwargs.get("quantize_asr_model", False),
+    )
+    speech2text = Speech2Text.from_pretrained(**s2t_kwargs)
+    settings = [("layers", depth_layers)] if depth_layers else [("depth", d) for d in (depth or [None])]
+    if len(settings) > 1 and len(set(depth)) != len(depth):
+        raise ValueError(f"--depth {depth} repeats a depth")
+    for name, value in settings:  # validate every depth before decoding any
+        speech2text.set_depth(**{name: value})
+    out_root = Path(kwargs["output_dir"])
+    for name, value in settings:
+        active = speech2text.set_depth(**{name: value})
+        out_dir = out_root / f"depth{value}" if len(settings) > 1 else out_root
+        logger.info("decoding with encoder blocks %s into %s", active, out_dir)
+        speech2text.timing.reset()
+        with _espnet_loop_uses(speech2text):
+            espnet_inference.inference(**{**kwargs, "output_dir": str(out_dir)})
+        stats = {"depth": len(active) if active else speech2text.num_layers, "active_layers": active,
+                 **speech2text.timing.as_dict()}
+        tmp = out_dir / "decode_stats.json.tmp"
+        tmp.write_text(json.dumps(stats, indent=1) + "\n")
+        tmp.replace(out_dir / "decode_stats.json")
+
+
+def get_parser():
+    parser = espnet_inference.get_parser()
+    parser.description = "ASR decoding at a chosen encoder depth (espnet-dld)"
+    group = parser.add_argument_group("Dynamic depth")
+    group.add_argument(
+        "--depth", type=int, nargs="+", default=None,
+        help="number of encoder blocks to run (chosen by the encoder's depth_policy); several values "
+        "decode each depth into <output_dir>/depth<K>. Default: all blocks",
+    )
+    group.add_argument(
+        "--depth_layers", type=int, nargs="+", default=None,
+        help="explicit 0-based indices of the encoder blocks to run",
+    )
+    return parser
+
+
+def main(cmd=None):
+    print(get_commandline_args(), file=sys.stderr)
+    args = get_parser().parse_args(cmd)
+    kwargs = vars(args)
+    kwargs.pop("config", None)
+    inference(**kwargs)
+
+
+if __name__ == "__main__":
+    main()

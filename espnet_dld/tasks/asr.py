@@ -1,0 +1,39 @@
+"""ESPnet's ASR task with espnet-dld's classes registered.
+
+ESPnet has no plugin entry point: ``ASRTask.build_model`` reads the
+module-level ``ClassChoices`` of ``espnet2.tasks.asr`` directly, so adding
+our classes to their ``classes`` dicts at import is what makes training,
+``build_model_from_file`` and ``Speech2Text`` see them.  The subclass exists
+so that DDP workers, which unpickle ``ASRTask.main_worker``, import this
+module (and so register) too.
+"""
+from __future__ import annotations
+
+from espnet_dld.utils.quiet_imports import import_espnet_quietly
+
+import_espnet_quietly()
+
+import espnet2.tasks.asr as espnet_asr  # noqa: E402
+
+from espnet_dld.asr.dld_espnet_model import DLDESPnetASRModel  # noqa: E402
+from espnet_dld.asr.encoder.dld_conformer_encoder import DLDConformerEncoder  # noqa: E402
+from espnet_dld.asr.encoder.dld_transformer_encoder import DLDTransformerEncoder  # noqa: E402
+
+ENCODERS = {"dld_conformer": DLDConformerEncoder, "dld_transformer": DLDTransformerEncoder}
+MODELS = {"dld": DLDESPnetASRModel}
+
+
+def register() -> None:
+    """Add our encoders and model to ESPnet's ASR task (idempotent)."""
+    for name, cls in ENCODERS.items():
+        espnet_asr.encoder_choices.classes[name] = cls
+    for name, cls in MODELS.items():
+        espnet_asr.model_choices.classes[name] = cls
+
+
+register()
+
+
+class ASRTask(espnet_asr.ASRTask):
+    """``espnet2.tasks.asr.ASRTask`` with ``dld_conformer``, ``dld_transformer``
+    and the ``dld`` model available; otherwise identical."""

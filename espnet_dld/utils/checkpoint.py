@@ -1,0 +1,86 @@
+"""Strict checkpoint loading.
+
+ESPnet's ``build_model_from_file`` loads weights with ``strict=False``, so a
+checkpoint of another depth or width, or a renamed key, loads silently
+half-way.  Every model this project loads (students, teachers, decoding)
+goes through :func:`load_state_dict_strict` instead.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+
+PathLike = Union[str, Path]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be loaded as it is: the message names the
+    file and what does not match."""
+
+
+def _listing(keys, limit: int = 10) -> str:
+    keys = sorted(keys)
+    more = f" ... and {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def read_state_dict(model_file: PathLike) -> Dict[str, torch.Tensor]:
+    """Read a ``.pth`` on the CPU; a missing, truncated or foreign file
+    raises :class:`CheckpointError` naming it."""
+    path = Path(model_file)
+    if not path.is_file():
+        raise CheckpointError(f"model file {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises several types for broken zips/pickles
+        raise CheckpointError(f"cannot read model file {path} (truncated or not a PyTorch checkpoint): {e}") from e
+    if isinstance(state, dict) and "module" in state and isinstance(state["module"], dict):
+        state = state["module"]  # deepspeed layout, as ESPnet accepts it
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"model file {path} holds no state dict of tensors (got {type(state).__name__})")
+    return state
+
+
+def load_state_dict_strict(model: torch.nn.Module, model_file: PathLike) -> None:
+    """Load ``model_file`` into ``model``; every key must match in name and shape."""
+    state = read_state_dict(model_file)
+    expected = model.state_dict()
+    missing = set(expected) - set(state)
+    unexpected = set(state) - set(expected)
+    wrong_shape = [
+        f"{k} (file {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
+        for k in sorted(set(state) & set(expected))
+        if state[k].shape != expected[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_listing(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_listing(unexpected)}")
+    if wrong_shape:
+        problems.append(f"shape mismatch: {_listing(wrong_shape, 5)}")
+    if problems:
+        raise CheckpointError(
+            f"model file {model_file} does not match the model built from its config "
+            f"(another depth, width or model type?): " + "; ".join(problems)
+        )
+    model.load_state_dict(state, strict=True)
+
+
+def build_model_strict(
+    task, config_file: Optional[PathLike], model_file: Optional[PathLike], device: str = "cpu"
+) -> Tuple[torch.nn.Module, argparse.Namespace]:
+    """``task.build_model_from_file`` with strict weight loading."""
+    if config_file is None:
+        if model_file is None:
+            raise ValueError("give a config file, a model file, or both")
+        config_file = Path(model_file).parent / "config.yaml"
+    if not Path(config_file).is_file():
+        raise FileNotFoundError(f"config file {config_file} does not exist")
+    model, args = task.build_model_from_file(config_file, None, device)
+    if model_file is not None:
+        load_state_dict_strict(model, model_file)
+    return model, args

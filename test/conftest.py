@@ -1,0 +1,23 @@
+"""Shared fixtures: a tiny generated Kaldi-style corpus and tiny experiments
+trained through the real CLIs (teacher, LD baseline, DLD student)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_experiment import TinyExperiment  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_exp(tmp_path_factory) -> TinyExperiment:
+    """Corpus + stats + teacher, LD and DLD students (2 steps each)."""
+    exp = TinyExperiment(tmp_path_factory.mktemp("tiny_exp"))
+    exp.prepare()
+    exp.train("teacher")
+    exp.train("ld")
+    exp.train("dld")
+    return exp
