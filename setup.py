@@ -17,6 +17,8 @@ install_requires = [
     "sentencepiece>=0.1.99",
     "kaldiio>=2.18",
     "jiwer>=3.0",
+    # ESPnet's CER/WER reporting during training; espnet 202611 no longer installs it.
+    "editdistance>=0.6",
     "soundfile>=0.12",
     "PyYAML>=6.0",
     "tqdm>=4.60",

@@ -4,11 +4,12 @@
 
 ``python -m espnet_dld.bin.asr_inference`` takes every option of
 ``espnet2.bin.asr_inference`` and ``--depth K [K ...]`` (or
-``--depth_layers``).  Several depths are decoded by one process with one
-loaded model; each gets ``<output_dir>/depth<K>/`` (a single depth writes to
-``<output_dir>`` itself, as ESPnet does).  Next to the usual
-``1best_recog/`` files, ``decode_stats.json`` records the blocks that ran
-and the decoding and encoder time, for real-time factors.
+``--depth_layers``).  All depths are decoded by one process with one loaded
+model, each into ``<output_dir>/depth<K>/`` (``--depth_layers`` into
+``<output_dir>/layers<i-j-...>/``); without either option the full model
+decodes into ``<output_dir>`` itself, as with ESPnet.  Next to the usual
+``1best_recog/`` files, ``decode_stats.json`` records the blocks that ran and
+the decoding and encoder time, for real-time factors.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from espnet_dld.utils.quiet_imports import quiet_espnet_imports
 
 with quiet_espnet_imports():
     import espnet2.bin.asr_inference as espnet_inference
-    from espnet.utils.cli_utils import get_commandline_args
+    from espnet_dld.compat import get_commandline_args
 
 from espnet_dld.asr.teacher import teacher_loading_disabled  # noqa: E402
 from espnet_dld.utils.checkpoint import load_state_dict_strict  # noqa: E402
@@ -197,15 +198,20 @@ def inference(depth: Optional[List[int]], depth_layers: Optional[List[int]], **k
         quantize_asr_model=kwargs.get("quantize_asr_model", False),
     )
     speech2text = Speech2Text.from_pretrained(**s2t_kwargs)
-    settings = [("layers", depth_layers)] if depth_layers else [("depth", d) for d in (depth or [None])]
-    if len(settings) > 1 and len(set(depth)) != len(depth):
-        raise ValueError(f"--depth {depth} repeats a depth")
-    for name, value in settings:  # validate every depth before decoding any
+    if depth_layers:
+        settings = [("layers", depth_layers, "layers" + "-".join(map(str, depth_layers)))]
+    elif depth:
+        if len(set(depth)) != len(depth):
+            raise ValueError(f"--depth {depth} repeats a depth")
+        settings = [("depth", d, f"depth{d}") for d in depth]
+    else:
+        settings = [("depth", None, "")]
+    for name, value, _ in settings:  # validate every depth before decoding any
         speech2text.set_depth(**{name: value})
     out_root = Path(kwargs["output_dir"])
-    for name, value in settings:
+    for name, value, subdir in settings:
         active = speech2text.set_depth(**{name: value})
-        out_dir = out_root / f"depth{value}" if len(settings) > 1 else out_root
+        out_dir = out_root / subdir if subdir else out_root
         logger.info("decoding with encoder blocks %s into %s", active, out_dir)
         speech2text.timing.reset()
         with _espnet_loop_uses(speech2text):
@@ -223,8 +229,8 @@ def get_parser():
     group = parser.add_argument_group("Dynamic depth")
     group.add_argument(
         "--depth", type=int, nargs="+", default=None,
-        help="number of encoder blocks to run (chosen by the encoder's depth_policy); several values "
-        "decode each depth into <output_dir>/depth<K>. Default: all blocks",
+        help="numbers of encoder blocks to run (chosen by the encoder's depth_policy); each depth is "
+        "decoded into <output_dir>/depth<K>. Default: all blocks, into <output_dir>",
     )
     group.add_argument(
         "--depth_layers", type=int, nargs="+", default=None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import io
 import logging
 import warnings
@@ -30,14 +31,33 @@ def quiet_espnet_imports():
     if nltk is not None:
         nltk.download = functools.partial(original, quiet=True, raise_on_error=False, print_error_to=captured)
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(captured):
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
+            # Only this module's import is redirected: modules that bind
+            # ``file=sys.stdout`` as a default at import (ESPnet's
+            # print_config) must see the real stdout.
+            with contextlib.redirect_stdout(captured):
+                _import_attention_module()
             yield
     finally:
         if nltk is not None:
             nltk.download = original
         for line in captured.getvalue().splitlines():
             logger.debug("import: %s", line)
+
+
+def _import_attention_module() -> None:
+    """ESPnet's attention module prints a notice when flash-attn is absent;
+    its location moved to ``espnet2.legacy.nets`` in espnet 202611."""
+    for name in (
+        "espnet2.legacy.nets.pytorch_backend.transformer.attention",  # espnet >= 202611
+        "espnet.nets.pytorch_backend.transformer.attention",  # espnet 202511
+    ):
+        try:
+            importlib.import_module(name)
+            return
+        except ImportError:
+            continue
 
 
 def import_espnet_quietly() -> None:

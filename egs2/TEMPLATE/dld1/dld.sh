@@ -1,0 +1,442 @@
+#!/usr/bin/env bash
+# DLD recipe pipeline, shared by every egs2/*/asr1 recipe (like ESPnet's
+# egs2/TEMPLATE/asr1/asr.sh): data -> features -> tokens -> stats -> teacher
+# -> LD and DLD students -> depth-swept decoding and scoring -> report ->
+# model-zoo package.  Stages are numbered as in asr.sh so that
+# "./run.sh --stage 10 --stop_stage 13" means what ESPnet users expect.
+#
+# Every stage can be rerun: finished work is skipped (a ".done" marker is
+# written last), training resumes from its checkpoint (--resume true), and
+# files are written under a temporary name and renamed.
+set -euo pipefail
+
+log() {
+    local fname=${BASH_SOURCE[1]##*/}
+    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
+}
+die() { log "ERROR: $*"; exit 1; }
+min() { local a=$1 b=$2; echo $(( a < b ? a : b )); }
+require() {  # require PATH "what to do if it is missing"
+    [ -e "$1" ] || die "$1 is missing: $2"
+}
+SECONDS=0
+
+# General
+stage=1                 # first stage to run
+stop_stage=10000        # last stage to run
+skip_stages=            # stages to skip, e.g. "2 16"
+nj=2                    # parallel jobs for data preparation and stats
+inference_nj=2          # parallel jobs for decoding
+ngpu=0                  # GPUs for training (ESPnet's --ngpu); decoding runs on the CPU unless gpu_inference
+gpu_inference=false
+decode_threads=1        # torch threads per decoding job
+num_workers=0           # data-loader workers
+dumpdir=dump
+expdir=exp
+exp_suffix=             # appended to exp dir names (seeds, ablations)
+python=python3
+
+# Data
+local_data_opts=        # passed to local/data.sh
+train_set=
+valid_set=
+test_sets=
+speed_perturb_factors=  # e.g. "0.9 1.0 1.1"; empty: no speed perturbation
+feats_type=raw          # raw | fbank
+fs=16000
+n_mels=80               # fbank only
+min_wav_duration=0.1
+max_wav_duration=20
+drop_bad_utts=false     # true: drop unreadable audio and list it; false: stop with the list
+
+# Tokens
+token_type=bpe          # bpe | char
+nbpe=256
+bpemode=unigram
+bpe_input_sentence_size=100000000
+
+# Models
+teacher_config=         # static teacher (e.g. conformer, model: espnet)
+student_config=         # dynamic student (dld_* encoder, model: dld)
+teacher_args=           # extra asr_train options for the teacher
+student_args=           # extra asr_train options for both students
+students="ld dld"       # which students to train: ld (kd_weight 0, no teacher) and/or dld
+kd_weight=1.0           # DLD's KL weight (model_conf.kd_weight)
+student_init=scratch    # scratch | teacher (--init_param from the teacher's weights)
+feats_normalize=global_mvn
+
+# Decoding
+inference_config=
+inference_args=
+inference_asr_model=valid.loss.ave.pth
+depths=                 # depths to decode the students at; empty: 1..N
+report_dir=
+
+# Packing / upload
+packed_model=
+skip_upload_hf=true
+hf_repo=
+
+help_message=$(cat << EOF
+Usage: $0 --train_set <name> --valid_set <name> --test_sets "<names>" \\
+          --teacher_config <yaml> --student_config <yaml> --inference_config <yaml> [options]
+
+Stages:
+  1  local/data.sh: Kaldi-style data dirs under data/
+  2  speed perturbation of the training set (if --speed_perturb_factors)
+  3  audio formatting (feats_type raw) or fbank extraction (feats_type fbank) into ${dumpdir}/
+  4  filtering: too short/long utterances, empty transcripts
+  5  token list (sentencepiece BPE or characters)
+  10 collect feature statistics and shapes
+  11 teacher training
+  12 student training: LD baseline and/or DLD student (--students)
+  13 decoding at every depth in --depths, and scoring (WER/CER)
+  14 report: RESULTS.md and a WER/RTF-against-depth plot
+  15 pack the DLD student for the ESPnet model zoo
+  16 upload to the Hugging Face hub (skipped unless --skip_upload_hf false)
+
+Options (default in brackets):
+  --stage (${stage}) --stop_stage (${stop_stage}) --skip_stages (${skip_stages})
+  --nj (${nj}) --inference_nj (${inference_nj}) --decode_threads (${decode_threads})
+  --ngpu (${ngpu}) --gpu_inference (${gpu_inference}) --num_workers (${num_workers})
+  --dumpdir (${dumpdir}) --expdir (${expdir}) --exp_suffix (${exp_suffix})
+  --local_data_opts (${local_data_opts})
+  --speed_perturb_factors (${speed_perturb_factors}) --feats_type raw|fbank (${feats_type}) --fs (${fs})
+  --min_wav_duration (${min_wav_duration}) --max_wav_duration (${max_wav_duration}) --drop_bad_utts (${drop_bad_utts})
+  --token_type bpe|char (${token_type}) --nbpe (${nbpe}) --bpemode (${bpemode})
+  --teacher_config --student_config --teacher_args --student_args
+  --students (${students}) --kd_weight (${kd_weight}) --student_init scratch|teacher (${student_init})
+  --inference_config --inference_args --inference_asr_model (${inference_asr_model})
+  --depths "1 2 ..." (all) --report_dir (${expdir}/report${exp_suffix})
+  --skip_upload_hf (${skip_upload_hf}) --hf_repo (${hf_repo})
+EOF
+)
+
+log "$0 $*"
+. ./utils/parse_options.sh
+
+[ $# -eq 0 ] || die "unexpected positional arguments: $*"
+. ./path.sh
+
+# ---- checks of the options, before any work ------------------------------
+[ -n "${train_set}" ] || die "--train_set is required"
+[ -n "${valid_set}" ] || die "--valid_set is required"
+[ -n "${test_sets}" ] || die "--test_sets is required"
+case ${feats_type} in raw|fbank) ;; *) die "--feats_type must be raw or fbank, got '${feats_type}'";; esac
+case ${token_type} in bpe|char) ;; *) die "--token_type must be bpe or char, got '${token_type}'";; esac
+case ${student_init} in scratch|teacher) ;; *) die "--student_init must be scratch or teacher, got '${student_init}'";; esac
+for s in ${students}; do
+    case $s in ld|dld) ;; *) die "--students takes ld and/or dld, got '$s'";; esac
+done
+for c in teacher_config student_config inference_config; do
+    [ -z "${!c}" ] || [ -f "${!c}" ] || die "--${c} ${!c} does not exist"
+done
+for d in ${depths}; do
+    [[ "$d" =~ ^[1-9][0-9]*$ ]] || die "--depths takes positive integers, got '$d'"
+done
+
+[ -n "${report_dir}" ] || report_dir=${expdir}/report${exp_suffix}
+token_tag=${token_type}; [ "${token_type}" = bpe ] && token_tag=bpe_${bpemode}${nbpe}
+token_dir=data/token_list/${token_tag}
+token_list=${token_dir}/tokens.txt
+bpemodel=${token_dir}/bpe.model
+stats_dir=${expdir}/asr_stats_${feats_type}_${token_tag}
+teacher_exp=${expdir}/asr_teacher${exp_suffix}
+inference_tag=decode_$(basename "${inference_config:-default}" .yaml)
+[ -n "${packed_model}" ] || packed_model=${expdir}/asr_dld${exp_suffix}/asr_model_dld.zip
+if [ -n "${speed_perturb_factors}" ]; then train_sp=${train_set}_sp; else train_sp=${train_set}; fi
+data_feats=${dumpdir}/${feats_type}
+
+if [ "${feats_type}" = raw ]; then
+    _scp=wav.scp; _type=sound; input_rate=${fs}
+else
+    _scp=feats.scp; _type=kaldi_ark; input_rate=100
+fi
+token_opts="--token_type ${token_type} --token_list ${token_list} --non_linguistic_symbols none --cleaner none --g2p none"
+[ "${token_type}" = bpe ] && token_opts+=" --bpemodel ${bpemodel}"
+
+run_stage() {  # run_stage N: is stage N selected?
+    local n=$1
+    [ "${n}" -ge "${stage}" ] && [ "${n}" -le "${stop_stage}" ] || return 1
+    for s in ${skip_stages}; do [ "$s" = "$n" ] && return 1; done
+    return 0
+}
+
+feature_opts() {  # options telling ESPnet what the input is
+    if [ "${feats_type}" = raw ]; then
+        echo "--frontend_conf fs=${fs}"
+    else
+        echo "--input_size $(cat "${data_feats}/${train_sp}/feats_dim")"
+    fi
+}
+
+show_progress() {  # keep the full log, show ESPnet's epoch summaries
+    tee -a "$1" | { grep --line-buffered -E "epoch results|Error|error:" || true; }
+}
+
+num_blocks_of() {  # num_blocks_of CONFIG_YAML
+    ${python} -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['encoder_conf']['num_blocks'])" "$1"
+}
+
+# ---------------------------------------------------------------------------
+if run_stage 1; then
+    log "Stage 1: data preparation: local/data.sh ${local_data_opts}"
+    # shellcheck disable=SC2086
+    local/data.sh ${local_data_opts}
+    for d in ${train_set} ${valid_set} ${test_sets}; do
+        ${python} -m espnet_dld.data.kaldi_dir validate "data/${d}" \
+            || die "data/${d} is not a valid data dir (see above)"
+    done
+fi
+
+if run_stage 2 && [ -n "${speed_perturb_factors}" ]; then
+    log "Stage 2: speed perturbation of data/${train_set} by ${speed_perturb_factors}"
+    if [ -f "data/${train_sp}/.done" ]; then
+        log "data/${train_sp} exists, skipping"
+    else
+        # shellcheck disable=SC2086
+        ${python} -m espnet_dld.bin.speed_perturb --in_dir "data/${train_set}" --out_dir "data/${train_sp}" \
+            --wav_dir "${dumpdir}/speed_perturb/${train_set}" --factors ${speed_perturb_factors}
+        touch "data/${train_sp}/.done"
+    fi
+fi
+
+if run_stage 3; then
+    log "Stage 3: ${feats_type} features into ${data_feats}"
+    for d in ${train_sp} ${valid_set} ${test_sets}; do
+        require "data/${d}/wav.scp" "run stage 1 (and 2 with speed perturbation) first"
+        if [ "$d" = "${train_sp}" ] || [ "$d" = "${valid_set}" ]; then _out=org/${d}; else _out=${d}; fi
+        if [ -f "${dumpdir}/raw/${_out}/.done" ]; then
+            log "${dumpdir}/raw/${_out} exists, skipping"
+        else
+            ${python} -m espnet_dld.bin.format_audio --in_dir "data/${d}" --out_dir "${dumpdir}/raw/${_out}" \
+                --fs "${fs}" --drop_bad_utts "${drop_bad_utts}"
+            touch "${dumpdir}/raw/${_out}/.done"
+        fi
+        if [ "${feats_type}" = fbank ]; then
+            if [ -f "${data_feats}/${_out}/.done" ]; then
+                log "${data_feats}/${_out} exists, skipping"
+            else
+                ${python} -m espnet_dld.bin.extract_fbank --in_dir "${dumpdir}/raw/${_out}" \
+                    --out_dir "${data_feats}/${_out}" --n_mels "${n_mels}" --fs "${fs}" --nj "${nj}"
+                touch "${data_feats}/${_out}/.done"
+            fi
+        fi
+    done
+fi
+
+if run_stage 4; then
+    log "Stage 4: filtering ${train_sp} and ${valid_set}: ${min_wav_duration}-${max_wav_duration} s, non-empty text"
+    for d in ${train_sp} ${valid_set}; do
+        require "${data_feats}/org/${d}/.done" "run stage 3 first"
+        ${python} -m espnet_dld.bin.filter_data --in_dir "${data_feats}/org/${d}" --out_dir "${data_feats}/${d}" \
+            --min_seconds "${min_wav_duration}" --max_seconds "${max_wav_duration}" --fs "${fs}"
+    done
+fi
+
+if run_stage 5; then
+    log "Stage 5: ${token_type} token list from ${data_feats}/${train_sp}/text into ${token_dir}"
+    require "${data_feats}/${train_sp}/text" "run stages 3-4 first"
+    if [ -f "${token_dir}/.done" ]; then
+        log "${token_list} exists, skipping"
+    else
+        ${python} -m espnet_dld.bin.make_token_list --token_type "${token_type}" --nbpe "${nbpe}" \
+            --bpemode "${bpemode}" --bpe_input_sentence_size "${bpe_input_sentence_size}" \
+            --text "${data_feats}/${train_sp}/text" --out_dir "${token_dir}"
+        touch "${token_dir}/.done"
+    fi
+fi
+
+data_opts() {  # train/valid data options for asr_train
+    echo "--train_data_path_and_name_and_type ${data_feats}/${train_sp}/${_scp},speech,${_type}" \
+         "--train_data_path_and_name_and_type ${data_feats}/${train_sp}/text,text,text" \
+         "--valid_data_path_and_name_and_type ${data_feats}/${valid_set}/${_scp},speech,${_type}" \
+         "--valid_data_path_and_name_and_type ${data_feats}/${valid_set}/text,text,text"
+}
+
+if run_stage 10; then
+    log "Stage 10: collecting feature statistics and shapes into ${stats_dir}"
+    [ -n "${teacher_config}" ] || die "--teacher_config is required for stage 10"
+    require "${token_list}" "run stage 5 first"
+    if [ -f "${stats_dir}/.done" ]; then
+        log "${stats_dir} exists, skipping"
+    else
+        _logdir=${stats_dir}/logdir
+        rm -rf "${_logdir}"
+        _vnj=$(utils/split_keys.sh "${data_feats}/${valid_set}/${_scp}" "${nj}" "${_logdir}/valid")
+        _nj=$(utils/split_keys.sh "${data_feats}/${train_sp}/${_scp}" "${_vnj}" "${_logdir}/train")
+        [ "${_nj}" = "${_vnj}" ] || _vnj=$(utils/split_keys.sh "${data_feats}/${valid_set}/${_scp}" "${_nj}" "${_logdir}/valid")
+        log "collect_stats with ${_nj} jobs; logs: ${_logdir}/stats.*.log"
+        # shellcheck disable=SC2046,SC2086
+        utils/run_jobs.sh JOB=1:"${_nj}" "${_logdir}/stats.JOB.log" \
+            ${python} -m espnet_dld.bin.asr_train --collect_stats true --use_preprocessor true ${token_opts} \
+                $(data_opts) \
+                --train_shape_file "${_logdir}/train/keys.JOB.scp" --valid_shape_file "${_logdir}/valid/keys.JOB.scp" \
+                --output_dir "${_logdir}/stats.JOB" --config "${teacher_config}" $(feature_opts) ${teacher_args} \
+            || die "collecting stats failed (see the log named above)"
+        _dirs=""
+        for j in $(seq "${_nj}"); do _dirs+=" --input_dir ${_logdir}/stats.${j}"; done
+        # shellcheck disable=SC2086
+        ${python} -m espnet2.bin.aggregate_stats_dirs ${_dirs} --output_dir "${stats_dir}"
+        for s in train valid; do
+            mv "${stats_dir}/${s}/text_shape" "${stats_dir}/${s}/text_shape.${token_type}"
+        done
+        touch "${stats_dir}/.done"
+    fi
+fi
+
+train_common_opts() {
+    local opts="--use_preprocessor true ${token_opts} $(data_opts) $(feature_opts)"
+    opts+=" --train_shape_file ${stats_dir}/train/speech_shape --train_shape_file ${stats_dir}/train/text_shape.${token_type}"
+    opts+=" --valid_shape_file ${stats_dir}/valid/speech_shape --valid_shape_file ${stats_dir}/valid/text_shape.${token_type}"
+    opts+=" --resume true --ngpu ${ngpu} --num_workers ${num_workers}"
+    if [ "${feats_type}" = raw ]; then opts+=" --fold_length $(( fs * 5 ))"; else opts+=" --fold_length 800"; fi
+    opts+=" --fold_length 150"
+    if [ "${feats_normalize}" = global_mvn ]; then
+        opts+=" --normalize global_mvn --normalize_conf stats_file=${stats_dir}/train/feats_stats.npz"
+    fi
+    echo "${opts}"
+}
+
+train_model() {  # train_model EXP_DIR CONFIG EXTRA_OPTS...
+    local exp=$1 config=$2; shift 2
+    mkdir -p "${exp}"
+    log "training ${exp} (config ${config}); full log: ${exp}/train.log"
+    # shellcheck disable=SC2046
+    ${python} -m espnet_dld.bin.asr_train $(train_common_opts) --config "${config}" --output_dir "${exp}" "$@" \
+        2>&1 | show_progress "${exp}/train.log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || die "training ${exp} failed; see the end of ${exp}/train.log"
+    require "${exp}/${inference_asr_model}" "training finished without ${inference_asr_model}; check best_model_criterion in ${config}"
+}
+
+if run_stage 11; then
+    log "Stage 11: teacher training: ${teacher_exp}"
+    [ -n "${teacher_config}" ] || die "--teacher_config is required for stage 11"
+    require "${stats_dir}/.done" "run stage 10 first"
+    # shellcheck disable=SC2086
+    train_model "${teacher_exp}" "${teacher_config}" ${teacher_args}
+fi
+
+if run_stage 12; then
+    [ -n "${student_config}" ] || die "--student_config is required for stage 12"
+    require "${stats_dir}/.done" "run stage 10 first"
+    init_opts=""
+    if [ "${student_init}" = teacher ]; then
+        require "${teacher_exp}/${inference_asr_model}" "run stage 11 first (--student_init teacher)"
+        init_opts="--init_param ${teacher_exp}/${inference_asr_model}"
+    fi
+    for s in ${students}; do
+        if [ "$s" = ld ]; then
+            log "Stage 12: LD baseline student (kd_weight 0, no teacher): ${expdir}/asr_ld${exp_suffix}"
+            # shellcheck disable=SC2086
+            train_model "${expdir}/asr_ld${exp_suffix}" "${student_config}" ${init_opts} \
+                --model_conf kd_weight=0.0 ${student_args}
+        else
+            log "Stage 12: DLD student (teacher ${teacher_exp}, kd_weight ${kd_weight}): ${expdir}/asr_dld${exp_suffix}"
+            require "${teacher_exp}/${inference_asr_model}" "run stage 11 first: DLD needs the teacher"
+            # shellcheck disable=SC2086
+            train_model "${expdir}/asr_dld${exp_suffix}" "${student_config}" ${init_opts} \
+                --model_conf "teacher_config=${teacher_exp}/config.yaml" \
+                --model_conf "teacher_model=${teacher_exp}/${inference_asr_model}" \
+                --model_conf "kd_weight=${kd_weight}" ${student_args}
+        fi
+    done
+fi
+
+decode_model() {  # decode_model NAME EXP_DIR DYNAMIC(true|false)
+    local name=$1 exp=$2 dynamic=$3
+    require "${exp}/${inference_asr_model}" "train ${name} first (stage 11/12)"
+    local depth_opts="" all_depths=${depths} _opts=""
+    if ${dynamic}; then
+        [ -n "${all_depths}" ] || all_depths=$(seq -s ' ' 1 "$(num_blocks_of "${exp}/config.yaml")")
+        depth_opts="--depth ${all_depths}"
+    fi
+    [ -n "${inference_config}" ] && _opts="--config ${inference_config}"
+    for dset in ${test_sets}; do
+        local _data=${data_feats}/${dset} _dir=${exp}/${inference_tag}/${dset}
+        local _logdir=${_dir}/logdir
+        require "${_data}/${_scp}" "run stage 3 first"
+        if [ -f "${_dir}/.done" ]; then
+            log "${_dir} is decoded, skipping (delete ${_dir}/.done to redo)"
+        else
+            rm -rf "${_logdir}"
+            local _nj
+            _nj=$(utils/split_keys.sh "${_data}/${_scp}" "${inference_nj}" "${_logdir}")
+            log "decoding ${dset} with ${name} (${depth_opts:-full depth}), ${_nj} jobs; logs: ${_logdir}/asr_inference.*.log"
+            # shellcheck disable=SC2086
+            utils/run_jobs.sh JOB=1:"${_nj}" "${_logdir}/asr_inference.JOB.log" \
+                env OMP_NUM_THREADS="${decode_threads}" ${python} -m espnet_dld.bin.asr_inference --batch_size 1 \
+                    --ngpu "$(${gpu_inference} && echo 1 || echo 0)" \
+                    --data_path_and_name_and_type "${_data}/${_scp},speech,${_type}" \
+                    --key_file "${_logdir}/keys.JOB.scp" --asr_train_config "${exp}/config.yaml" \
+                    --asr_model_file "${exp}/${inference_asr_model}" --output_dir "${_logdir}/output.JOB" \
+                    ${_opts} ${inference_args} ${depth_opts} \
+                || die "decoding ${dset} with ${name} failed (see the log named above)"
+            local _out=${_dir}
+            ${dynamic} || _out=${_dir}/full
+            ${python} -m espnet_dld.bin.merge_decode_dirs --out_dir "${_out}" "${_logdir}"/output.*
+            touch "${_dir}/.done"
+        fi
+        for hyp in "${_dir}"/*/1best_recog/text; do
+            local d=${hyp%/1best_recog/text}
+            ${python} -m espnet_dld.bin.score --ref "${_data}/text" --hyp "${hyp}" --out_dir "${d}/score" >/dev/null
+            log "  ${name} ${dset} ${d##*/}: $(grep -o '"wer": [0-9.]*' "${d}/score/score.json")"
+        done
+    done
+}
+
+if run_stage 13; then
+    log "Stage 13: decoding (${inference_tag}) and scoring on ${test_sets}"
+    decode_model teacher "${teacher_exp}" false
+    for s in ${students}; do
+        decode_model "$s" "${expdir}/asr_${s}${exp_suffix}" true
+    done
+fi
+
+if run_stage 14; then
+    log "Stage 14: report into ${report_dir}"
+    [ -n "${student_config}" ] || die "--student_config is required for stage 14"
+    _exps="teacher=${teacher_exp}"
+    for s in ${students}; do _exps+=" ${s}=${expdir}/asr_${s}${exp_suffix}"; done
+    # shellcheck disable=SC2086
+    ${python} -m espnet_dld.bin.make_report --exp_dirs ${_exps} --test_sets ${test_sets} \
+        --inference_tag "${inference_tag}" --input_rate "${input_rate}" \
+        --num_blocks "$(num_blocks_of "${student_config}")" --out_dir "${report_dir}"
+    log "report: ${report_dir}/RESULTS.md; plots: $(ls "${report_dir}"/*.png | tr '\n' ' ')"
+fi
+
+if run_stage 15; then
+    _exp=${expdir}/asr_dld${exp_suffix}
+    log "Stage 15: packing ${_exp} into ${packed_model}"
+    require "${_exp}/${inference_asr_model}" "train the DLD student first (stage 12)"
+    require "${report_dir}/RESULTS.md" "run stage 14 first"
+    _opts=""
+    [ "${feats_normalize}" = global_mvn ] && _opts+=" --option ${stats_dir}/train/feats_stats.npz"
+    [ "${token_type}" = bpe ] && _opts+=" --option ${bpemodel}"
+    for f in "${report_dir}"/RESULTS.md "${report_dir}"/*.png; do _opts+=" --option ${f}"; done
+    # shellcheck disable=SC2086
+    ${python} -m espnet2.bin.pack asr --asr_train_config "${_exp}/config.yaml" \
+        --asr_model_file "${_exp}/${inference_asr_model}" ${_opts} --outpath "${packed_model}.tmp.zip"
+    mv "${packed_model}.tmp.zip" "${packed_model}"
+    log "packed model: ${packed_model}; decode it with espnet_dld.Speech2Text.from_pretrained(\"${packed_model}\", depth=k)"
+fi
+
+if run_stage 16; then
+    if "${skip_upload_hf}"; then
+        log "Stage 16: upload skipped (--skip_upload_hf true)"
+    else
+        [ -n "${hf_repo}" ] || die "--hf_repo is required for stage 16"
+        require "${packed_model}" "run stage 15 first"
+        log "Stage 16: uploading ${packed_model} to the Hugging Face hub repo ${hf_repo}"
+        ${python} -c "
+import sys
+from huggingface_hub import HfApi
+api = HfApi()
+api.create_repo(sys.argv[2], exist_ok=True)
+api.upload_file(path_or_fileobj=sys.argv[1], path_in_repo=sys.argv[1].rsplit('/', 1)[-1], repo_id=sys.argv[2])
+" "${packed_model}" "${hf_repo}" \
+            || die "upload to ${hf_repo} failed (no network, or not logged in: run 'huggingface-cli login'); the packed model stays at ${packed_model}"
+    fi
+fi
+
+log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# mini_dld: the embedded default recipe.  Synthetic speech generated on this
+# machine (no download), a 6-block conformer teacher, LD and DLD students,
+# decoding at every depth, a report and a model-zoo package; about 20 minutes
+# on 2 CPU cores.  Any dld.sh option can be added, e.g.
+#   ./run.sh --stage 10 --stop_stage 13
+set -euo pipefail
+
+./dld.sh \
+    --train_set train \
+    --valid_set dev \
+    --test_sets "test" \
+    --feats_type raw \
+    --fs 16000 \
+    --token_type char \
+    --teacher_config conf/train_teacher.yaml \
+    --student_config conf/train_student.yaml \
+    --inference_config conf/decode_ctc_greedy.yaml \
+    --inference_nj 2 \
+    "$@"

@@ -1,0 +1,104 @@
+"""The shared gate: statistics, minimum depth, policies and value checks."""
+import pytest
+import torch
+
+from espnet_dld.asr.encoder.layer_gating import LayerGate, first_layers, uniform_layers
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.7])
+def test_gate_drop_rate_matches_probability(p):
+    torch.manual_seed(0)
+    gate = LayerGate(12, layer_drop_prob=p)
+    steps = 4000
+    kept = torch.zeros(12)
+    for _ in range(steps):
+        kept[gate.sample()] += 1
+    drop_rate = 1 - kept / steps
+    # the at-least-one rule revives a block in p^12 of the steps: negligible here
+    assert torch.allclose(drop_rate, torch.full((12,), p), atol=0.035), drop_rate
+
+
+def test_gates_are_drawn_per_step_and_reproducible():
+    torch.manual_seed(3)
+    a = [LayerGate(8).sample() for _ in range(20)]
+    torch.manual_seed(3)
+    b = [LayerGate(8).sample() for _ in range(20)]
+    assert a == b
+    assert len({tuple(x) for x in a}) > 5  # redrawn every step
+
+
+@pytest.mark.parametrize("min_active", [1, 3, 6])
+def test_never_fewer_than_min_active_layers(min_active):
+    torch.manual_seed(1)
+    gate = LayerGate(6, layer_drop_prob=0.95, min_active_layers=min_active)
+    counts = [len(gate.sample()) for _ in range(2000)]
+    assert min(counts) == min_active
+    assert all(sorted(set(x)) == x for x in (gate.sample() for _ in range(50)))
+
+
+def test_select_uses_fixed_layers_outside_training_and_without_dropping():
+    gate = LayerGate(6, layer_drop_prob=0.5)
+    gate.set_depth(2)
+    assert gate.select(training=False) == [2, 5]
+    no_drop = LayerGate(6, layer_drop_prob=0.0)
+    assert no_drop.select(training=True) == list(range(6))
+
+
+@pytest.mark.parametrize(
+    "n, k, expected",
+    [(12, 12, list(range(12))), (12, 6, [1, 3, 5, 7, 9, 11]), (12, 4, [2, 5, 8, 11]), (12, 1, [11]),
+     (12, 5, [1, 4, 6, 9, 11]), (4, 3, [0, 2, 3])],
+)
+def test_uniform_policy_is_evenly_spaced_and_keeps_last_block(n, k, expected):
+    assert uniform_layers(n, k) == expected
+    gate = LayerGate(n, depth_policy="uniform")
+    assert gate.set_depth(k) == expected
+    assert gate.active_layers == expected
+
+
+def test_first_policy_and_explicit_layers_and_reset():
+    gate = LayerGate(12, depth_policy="first")
+    assert gate.set_depth(3) == [0, 1, 2] == first_layers(12, 3)
+    assert gate.set_depth(layers=[7, 2, 11]) == [2, 7, 11]
+    assert gate.set_depth(None) == list(range(12))
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"depth": 0}, "valid depths are 1..12"),
+        ({"depth": 13}, "depth=13 is out of range"),
+        ({"depth": 2.5}, "must be an integer in 1..12"),
+        ({"depth": True}, "must be an integer in 1..12"),
+        ({"depth": "3"}, "got '3'"),
+        ({"layers": [1, 1]}, "repeats block(s) [1]"),
+        ({"layers": [0, 12]}, "contains [12]"),
+        ({"layers": [-1]}, "contains [-1]"),
+        ({"layers": []}, "at least one block"),
+        ({"layers": [1.0]}, "integers in 0..11"),
+        ({"depth": 2, "layers": [1]}, "not both"),
+    ],
+)
+def test_bad_depth_values_raise_value_error_naming_value_and_range(kwargs, fragment):
+    gate = LayerGate(12)
+    with pytest.raises(ValueError) as e:
+        gate.set_depth(**kwargs)
+    assert fragment in str(e.value)
+    assert gate.active_layers == list(range(12))  # unchanged after a refusal
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"layer_drop_prob": 1.0}, "[0, 1), got 1.0"),
+        ({"layer_drop_prob": -0.1}, "[0, 1), got -0.1"),
+        ({"layer_drop_prob": "0.5"}, "got '0.5'"),
+        ({"min_active_layers": 0}, "in 1..12"),
+        ({"min_active_layers": 13}, "in 1..12"),
+        ({"depth_policy": "random"}, "'first', 'uniform'"),
+    ],
+)
+def test_bad_gate_options_raise(kwargs, fragment):
+    with pytest.raises(ValueError) as e:
+        LayerGate(12, **kwargs)
+    assert fragment in str(e.value)

@@ -1,0 +1,115 @@
+"""The dld model: teacher handling, the KD term, refusals."""
+import argparse
+import copy
+
+import pytest
+import torch
+import yaml
+
+from espnet_dld.asr.dld_espnet_model import DLDESPnetASRModel
+from espnet_dld.tasks.asr import ASRTask
+
+
+def student_args(tiny_exp, **model_conf):
+    args = yaml.safe_load((tiny_exp.exps["dld"] / "config.yaml").read_text())
+    args["model_conf"] = {**args["model_conf"], **model_conf}
+    return argparse.Namespace(**args)
+
+
+def batch(tiny_exp, n=3):
+    import soundfile as sf
+
+    lines = (tiny_exp.data / "wav.scp").read_text().splitlines()[:n]
+    texts = dict(l.split(maxsplit=1) for l in (tiny_exp.data / "text").read_text().splitlines())
+    waves = [torch.tensor(sf.read(l.split()[1])[0], dtype=torch.float32) for l in lines]
+    tokens = tiny_exp.token_list.read_text().split()
+    ids = [torch.tensor([tokens.index(c) for c in texts[l.split()[0]].replace(" ", "_")]) for l in lines]
+    speech = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)
+    text = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=-1)
+    return speech, torch.tensor([len(w) for w in waves]), text, torch.tensor([len(i) for i in ids])
+
+
+@pytest.fixture()
+def student(tiny_exp):
+    return ASRTask.build_model(student_args(tiny_exp))
+
+
+def test_teacher_is_frozen_eval_and_outside_the_module_tree(student):
+    assert isinstance(student, DLDESPnetASRModel)
+    teacher = student.teacher
+    assert teacher is not None and not teacher.training
+    assert all(not p.requires_grad for p in teacher.parameters())
+    student.train()
+    assert student.training and not teacher.training
+    assert not any(k.startswith("teacher") or "_teacher" in k for k in student.state_dict())
+    student_params = {id(p) for p in student.parameters()}
+    assert not any(id(p) in student_params for p in teacher.parameters())
+
+
+def test_training_step_changes_student_not_teacher(student, tiny_exp):
+    before = copy.deepcopy(student.teacher.state_dict())
+    opt = torch.optim.SGD(student.parameters(), lr=0.1)
+    student.train()
+    loss, stats, weight = student(*batch(tiny_exp))
+    assert {"loss_kd", "loss_ctc", "n_active_layers", "loss"} <= set(stats)
+    assert stats["loss"].item() == pytest.approx(stats["loss_ctc"].item() + stats["loss_kd"].item(), rel=1e-5)
+    assert 1 <= stats["n_active_layers"].item() <= 4
+    loss.backward()
+    opt.step()
+    assert all(p.grad is None for p in student.teacher.parameters())
+    after = student.teacher.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_kd_is_zero_for_a_student_equal_to_its_teacher_and_positive_at_lower_depth(student, tiny_exp):
+    student.load_state_dict(student.teacher.state_dict())  # same architecture and key names
+    student.eval()
+    speech, lens, _, _ = batch(tiny_exp)
+    with torch.no_grad():
+        enc, enc_lens = student.encode(speech, lens)
+        assert student.kd_loss(speech, lens, enc, enc_lens).item() == pytest.approx(0.0, abs=1e-6)
+        student.encoder.set_depth(2)
+        enc, enc_lens = student.encode(speech, lens)
+        assert student.kd_loss(speech, lens, enc, enc_lens).item() > 1e-4
+
+
+def test_teacher_with_another_token_list_is_refused(tiny_exp):
+    args = student_args(tiny_exp)
+    args.token_list = list(args.token_list)
+    args.token_list[2], args.token_list[3] = args.token_list[3], args.token_list[2]
+    with pytest.raises(ValueError, match="another token list.*first difference at index 2"):
+        ASRTask.build_model(args)
+
+
+def test_teacher_with_another_frame_rate_is_refused(student, tiny_exp):
+    targs = argparse.Namespace(**yaml.safe_load((tiny_exp.exps["teacher"] / "config.yaml").read_text()))
+    targs.encoder_conf = {**targs.encoder_conf, "input_layer": "conv2d6"}
+    student.set_teacher(ASRTask.build_model(targs), "teacher_conv2d6")
+    student.train()
+    with pytest.raises(ValueError, match="teacher_conv2d6 has another output frame rate"):
+        student(*batch(tiny_exp))
+
+
+@pytest.mark.parametrize(
+    "conf, error, fragment",
+    [
+        ({"kd_weight": -1.0}, ValueError, "kd_weight must be a number >= 0, got -1.0"),
+        ({"kd_temperature": 0.0}, ValueError, "kd_temperature must be a number > 0"),
+        ({"teacher_model": None, "teacher_config": None}, ValueError, "needs a teacher"),
+        ({"teacher_model": "/nonexistent/teacher.pth"}, FileNotFoundError, "/nonexistent/teacher.pth"),
+        ({"teacher_config": "/nonexistent/config.yaml"}, FileNotFoundError, "/nonexistent/config.yaml"),
+    ],
+)
+def test_bad_model_conf_is_refused_at_start_up(tiny_exp, conf, error, fragment):
+    with pytest.raises(error) as e:
+        ASRTask.build_model(student_args(tiny_exp, **conf))
+    assert fragment in str(e.value)
+
+
+def test_ld_baseline_has_no_teacher_and_no_kd_term(tiny_exp):
+    args = argparse.Namespace(**yaml.safe_load((tiny_exp.exps["ld"] / "config.yaml").read_text()))
+    model = ASRTask.build_model(args)
+    assert model.teacher is None and model.kd_weight == 0.0
+    model.train()
+    _, stats, _ = model(*batch(tiny_exp))
+    assert "loss_kd" not in stats and stats["loss"].item() == pytest.approx(stats["loss_ctc"].item())

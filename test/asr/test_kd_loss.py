@@ -1,0 +1,56 @@
+"""The KL term on CTC posteriors."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from espnet_dld.asr.kd_loss import ctc_kd_loss
+
+
+def logits(seed, shape=(2, 7, 5)):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_zero_for_identical_distributions_positive_otherwise():
+    t = logits(0)
+    lens = torch.tensor([7, 4])
+    assert ctc_kd_loss(t.clone(), t, lens).item() == pytest.approx(0.0, abs=1e-7)
+    assert ctc_kd_loss(logits(1), t, lens).item() > 0.01
+
+
+def test_matches_torch_kl_div_over_valid_frames():
+    s, t = logits(1), logits(2)
+    lens = torch.tensor([7, 3])
+    ref = []
+    for b, n in enumerate(lens):
+        ref.append(F.kl_div(F.log_softmax(s[b, :n], -1), F.log_softmax(t[b, :n], -1), log_target=True,
+                            reduction="none").sum(-1))
+    expected = torch.cat(ref).mean()
+    assert ctc_kd_loss(s, t, lens).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_padded_frames_are_ignored():
+    s, t = logits(1), logits(2)
+    lens = torch.tensor([7, 3])
+    s2 = s.clone()
+    s2[1, 3:] = 100.0  # garbage in the padding
+    assert ctc_kd_loss(s2, t, lens).item() == pytest.approx(ctc_kd_loss(s, t, lens).item())
+
+
+def test_temperature_scaling():
+    s, t = logits(1), logits(2)
+    lens = torch.tensor([7, 7])
+    T = 2.0
+    expected = ctc_kd_loss(s / T, t / T, lens, 1.0) * T**2
+    assert ctc_kd_loss(s, t, lens, T).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_gradient_flows_to_student_only():
+    s, t = logits(1).requires_grad_(), logits(2).requires_grad_()
+    ctc_kd_loss(s, t.detach(), torch.tensor([7, 5])).backward()
+    assert s.grad is not None and s.grad.abs().sum() > 0
+    assert t.grad is None
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="differ in shape"):
+        ctc_kd_loss(logits(1), logits(2, (2, 6, 5)), torch.tensor([6, 6]))
