@@ -20,6 +20,9 @@ install_requires = [
     # ESPnet's CER/WER reporting during training; espnet 202611 no longer installs it.
     "editdistance>=0.6",
     "soundfile>=0.12",
+    "scipy>=1.10",
+    # eSpeak NG library and voices for the embedded synthetic corpus (mini_dld)
+    "espeakng-loader>=0.2.4,<0.3",
     "PyYAML>=6.0",
     "tqdm>=4.60",
     # ESPnet's trainer needs these at start-up (its 'train' extra pins an old

@@ -1,18 +1,25 @@
 """espnet-dld: dynamic-depth ASR with Distillation-based Layer Dropping on ESPnet.
 
-Importing the package registers its encoders (``dld_conformer``,
-``dld_transformer``) and model (``dld``) in ESPnet's ASR task.
+``import espnet_dld`` makes its encoders (``dld_conformer``,
+``dld_transformer``) and model (``dld``) available in ESPnet's ASR task
+(see :mod:`espnet_dld.registration`).
 """
+from espnet_dld.registration import register_on_espnet_import
 from espnet_dld.version import __version__
-from espnet_dld.tasks.asr import ASRTask  # noqa: F401  (registers our classes)
+
+register_on_espnet_import()
 
 __all__ = ["__version__", "ASRTask", "Speech2Text"]
 
 
 def __getattr__(name):
-    # Speech2Text pulls in ESPnet's decoding stack; load it on first use.
+    # Both pull in ESPnet (10-15 s): load them on first use.
     if name == "Speech2Text":
         from espnet_dld.bin.asr_inference import Speech2Text
 
         return Speech2Text
+    if name == "ASRTask":
+        from espnet_dld.tasks.asr import ASRTask
+
+        return ASRTask
     raise AttributeError(f"module 'espnet_dld' has no attribute {name!r}")

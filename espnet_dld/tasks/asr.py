@@ -1,11 +1,11 @@
 """ESPnet's ASR task with espnet-dld's classes registered.
 
-ESPnet has no plugin entry point: ``ASRTask.build_model`` reads the
-module-level ``ClassChoices`` of ``espnet2.tasks.asr`` directly, so adding
-our classes to their ``classes`` dicts at import is what makes training,
-``build_model_from_file`` and ``Speech2Text`` see them.  The subclass exists
-so that DDP workers, which unpickle ``ASRTask.main_worker``, import this
-module (and so register) too.
+``ASRTask.build_model`` reads the module-level ``ClassChoices`` of
+``espnet2.tasks.asr`` directly, so adding our classes to their ``classes``
+dicts is what makes training, ``build_model_from_file`` and ``Speech2Text``
+see them (see also :mod:`espnet_dld.registration`).  The subclass exists so
+that DDP workers, which unpickle ``ASRTask.main_worker``, import this module
+(and so register) too.
 """
 from __future__ import annotations
 

@@ -1,0 +1,58 @@
+"""Registering our classes in ESPnet's ASR task, on import of the package.
+
+ESPnet has no plugin entry point: ``ASRTask.build_model`` reads the
+module-level ``ClassChoices`` of ``espnet2.tasks.asr``, so our encoders and
+model must be added there (see :func:`espnet_dld.tasks.asr.register`).
+Importing ``espnet2.tasks.asr`` costs 10-15 s, which tools that never touch
+ESPnet (data preparation, scoring, reports) should not pay, so
+``import espnet_dld`` registers at once only if ESPnet's ASR task is already
+imported, and otherwise installs a one-shot import hook that registers the
+moment it is.  Either way, whenever ``espnet2.tasks.asr`` exists in a process
+that imported ``espnet_dld``, it knows ``dld_conformer``, ``dld_transformer``
+and ``dld``.  The hook also keeps ESPnet's offline import noise quiet.
+"""
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import sys
+
+TARGET = "espnet2.tasks.asr"
+
+
+def _register() -> None:
+    from espnet_dld.tasks.asr import register
+
+    register()
+
+
+class _RegisterAfterImport(importlib.abc.MetaPathFinder):
+    """Finds ``espnet2.tasks.asr`` with the other finders and wraps its
+    loader so that our classes are registered right after it executes."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != TARGET:
+            return None
+        sys.meta_path.remove(self)  # one shot; also keeps find_spec below from recursing
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_register(module):
+            from espnet_dld.utils.quiet_imports import quiet_espnet_imports
+
+            with quiet_espnet_imports():
+                exec_module(module)
+            _register()
+
+        spec.loader.exec_module = exec_then_register
+        return spec
+
+
+def register_on_espnet_import() -> None:
+    """Register now if ESPnet's ASR task is loaded, else when it is."""
+    if TARGET in sys.modules:
+        _register()
+    elif not any(isinstance(f, _RegisterAfterImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _RegisterAfterImport())
