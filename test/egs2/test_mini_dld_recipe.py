@@ -1,0 +1,101 @@
+"""The embedded recipe end to end at tiny scale (stages 1-16), then the
+packed model in a fresh process, then reruns that must change nothing."""
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recipe_copy import copy_recipe, run_recipe
+
+TINY = [
+    "--local_data_opts", "--train_utts 24 --dev_utts 6 --test_utts 6",
+    "--teacher_args", "--max_epoch 1 --batch_size 6",
+    "--student_args", "--max_epoch 1 --batch_size 6",
+    "--depths", "1 6",
+    "--nj", "2", "--inference_nj", "2",
+]
+
+
+def tree_digest(root: Path) -> dict:
+    return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    recipe = copy_recipe("mini_dld", tmp_path_factory.mktemp("mini") / "asr1")
+    r = run_recipe(recipe, TINY + ["--stage", "1", "--stop_stage", "16"])
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    return recipe, r
+
+
+def test_all_stages_produce_their_outputs(mini):
+    recipe, r = mini
+    for d in ("train", "dev", "test"):
+        assert (recipe / "data" / d / "wav.scp").is_file()
+    assert (recipe / "dump/raw/train/wav.scp").is_file() and (recipe / "dump/raw/test/utt2num_samples").is_file()
+    assert (recipe / "data/token_list/char/tokens.txt").read_text().splitlines()[0] == "<blank>"
+    assert (recipe / "exp/asr_stats_raw_char/train/feats_stats.npz").is_file()
+    for exp in ("asr_teacher", "asr_ld", "asr_dld"):
+        assert (recipe / "exp" / exp / "valid.loss.ave.pth").is_file()
+    dec = recipe / "exp/asr_dld/decode_ctc_greedy/test"
+    for depth, layers in ((1, [5]), (6, list(range(6)))):
+        stats = json.loads((dec / f"depth{depth}" / "decode_stats.json").read_text())
+        assert stats["active_layers"] == layers and stats["utterances"] == 6
+        score = json.loads((dec / f"depth{depth}" / "score" / "score.json").read_text())
+        assert score["utterances"] == 6 and 0 <= score["wer"]
+    assert (recipe / "exp/asr_teacher/decode_ctc_greedy/test/full/score/score.json").is_file()
+    results = (recipe / "exp/report/RESULTS.md").read_text()
+    assert "| depth |" in results and "wer_rtf_test.png" in results
+    assert (recipe / "exp/report/wer_rtf_test.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (recipe / "exp/asr_dld/asr_model_dld.zip").is_file()
+    assert "upload skipped" in r.stdout and "Successfully finished" in r.stdout
+    assert "epoch results" in r.stdout  # training progress reaches the console
+
+
+def test_packed_model_decodes_in_a_fresh_process(mini, tmp_path):
+    recipe, _ = mini
+    zip_path = recipe / "exp/asr_dld/asr_model_dld.zip"
+    wav = (recipe / "dump/raw/test/wav.scp").read_text().split()[1]
+    code = f"""
+import json, soundfile as sf
+from espnet_model_zoo.downloader import ModelDownloader
+from espnet_dld import Speech2Text
+files = ModelDownloader({str(tmp_path / 'zoo')!r}).download_and_unpack({str(zip_path)!r})
+assert files["asr_train_config"].endswith("config.yaml") and files["asr_model_file"].endswith(".pth")
+s2t = Speech2Text.from_pretrained({str(zip_path)!r}, depth=2, beam_size=1, ctc_weight=1.0)
+text = s2t(sf.read({wav!r})[0])[0][0]
+print(json.dumps({{"layers": s2t.active_layers, "text": text}}))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                       env={"ESPNET_DLD_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["layers"] == [2, 5] and isinstance(out["text"], str)
+
+
+def test_rerunning_stages_changes_nothing(mini):
+    recipe, _ = mini
+    before = {k: tree_digest(recipe / k) for k in ("data", "dump")}
+    r = run_recipe(recipe, TINY + ["--stage", "1", "--stop_stage", "5"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert {k: tree_digest(recipe / k) for k in ("data", "dump")} == before
+    r = run_recipe(recipe, TINY + ["--stage", "13", "--stop_stage", "13"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("is decoded, skipping") == 3
+
+
+def test_bad_options_stop_before_any_work(tmp_path):
+    recipe = copy_recipe("mini_dld", tmp_path / "asr1")
+    for args, message in (
+        (["--feats_type", "mfcc"], "--feats_type must be raw or fbank, got 'mfcc'"),
+        (["--depths", "0 3"], "--depths takes positive integers, got '0'"),
+        (["--students", "ld kd"], "--students takes ld and/or dld, got 'kd'"),
+        (["--no_such_option", "1"], "unknown option --no_such_option"),
+    ):
+        r = run_recipe(recipe, args, timeout=120)
+        assert r.returncode != 0 and message in r.stdout + r.stderr
+    assert not (recipe / "data").exists()
