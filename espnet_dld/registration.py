@@ -2,7 +2,7 @@
 
 ESPnet has no plugin entry point: ``ASRTask.build_model`` reads the
 module-level ``ClassChoices`` of ``espnet2.tasks.asr``, so our encoders and
-model must be added there (see :func:`espnet_dld.tasks.asr.register`).
+model must be added there (:func:`register`).
 Importing ``espnet2.tasks.asr`` costs 10-15 s, which tools that never touch
 ESPnet (data preparation, scoring, reports) should not pay, so
 ``import espnet_dld`` registers at once only if ESPnet's ASR task is already
@@ -20,10 +20,17 @@ import sys
 TARGET = "espnet2.tasks.asr"
 
 
-def _register() -> None:
-    from espnet_dld.tasks.asr import register
+def register() -> None:
+    """Add our encoders and model to ESPnet's ASR task (idempotent)."""
+    import espnet2.tasks.asr as espnet_asr
 
-    register()
+    from espnet_dld.asr.dld_espnet_model import DLDESPnetASRModel
+    from espnet_dld.asr.encoder.dld_conformer_encoder import DLDConformerEncoder
+    from espnet_dld.asr.encoder.dld_transformer_encoder import DLDTransformerEncoder
+
+    espnet_asr.encoder_choices.classes["dld_conformer"] = DLDConformerEncoder
+    espnet_asr.encoder_choices.classes["dld_transformer"] = DLDTransformerEncoder
+    espnet_asr.model_choices.classes["dld"] = DLDESPnetASRModel
 
 
 class _RegisterAfterImport(importlib.abc.MetaPathFinder):
@@ -44,7 +51,7 @@ class _RegisterAfterImport(importlib.abc.MetaPathFinder):
 
             with quiet_espnet_imports():
                 exec_module(module)
-            _register()
+            register()
 
         spec.loader.exec_module = exec_then_register
         return spec
@@ -53,6 +60,6 @@ class _RegisterAfterImport(importlib.abc.MetaPathFinder):
 def register_on_espnet_import() -> None:
     """Register now if ESPnet's ASR task is loaded, else when it is."""
     if TARGET in sys.modules:
-        _register()
+        register()
     elif not any(isinstance(f, _RegisterAfterImport) for f in sys.meta_path):
         sys.meta_path.insert(0, _RegisterAfterImport())

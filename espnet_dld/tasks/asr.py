@@ -15,23 +15,9 @@ import_espnet_quietly()
 
 import espnet2.tasks.asr as espnet_asr  # noqa: E402
 
-from espnet_dld.asr.dld_espnet_model import DLDESPnetASRModel  # noqa: E402
-from espnet_dld.asr.encoder.dld_conformer_encoder import DLDConformerEncoder  # noqa: E402
-from espnet_dld.asr.encoder.dld_transformer_encoder import DLDTransformerEncoder  # noqa: E402
+from espnet_dld.registration import register  # noqa: E402
 
-ENCODERS = {"dld_conformer": DLDConformerEncoder, "dld_transformer": DLDTransformerEncoder}
-MODELS = {"dld": DLDESPnetASRModel}
-
-
-def register() -> None:
-    """Add our encoders and model to ESPnet's ASR task (idempotent)."""
-    for name, cls in ENCODERS.items():
-        espnet_asr.encoder_choices.classes[name] = cls
-    for name, cls in MODELS.items():
-        espnet_asr.model_choices.classes[name] = cls
-
-
-register()
+register()  # a no-op when the import hook already did it
 
 
 class ASRTask(espnet_asr.ASRTask):

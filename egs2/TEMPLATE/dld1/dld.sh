@@ -142,7 +142,7 @@ token_list=${token_dir}/tokens.txt
 bpemodel=${token_dir}/bpe.model
 stats_dir=${expdir}/asr_stats_${feats_type}_${token_tag}
 teacher_exp=${expdir}/asr_teacher${exp_suffix}
-inference_tag=decode_$(basename "${inference_config:-default}" .yaml)
+inference_tag=$(basename "${inference_config:-decode_default}" .yaml)
 [ -n "${packed_model}" ] || packed_model=${expdir}/asr_dld${exp_suffix}/asr_model_dld.zip
 if [ -n "${speed_perturb_factors}" ]; then train_sp=${train_set}_sp; else train_sp=${train_set}; fi
 data_feats=${dumpdir}/${feats_type}
