@@ -30,7 +30,9 @@ from espnet_dld.utils.quiet_imports import quiet_espnet_imports
 with quiet_espnet_imports():
     import espnet2.bin.asr_inference as espnet_inference
     from espnet_dld.compat import get_commandline_args
+    from espnet2.utils.types import str2bool
 
+from espnet_dld.asr.ctc_greedy_search import CTCGreedySearch  # noqa: E402
 from espnet_dld.asr.teacher import teacher_loading_disabled  # noqa: E402
 from espnet_dld.utils.checkpoint import load_state_dict_strict  # noqa: E402
 from espnet_dld.utils.model_zoo import unpack_model  # noqa: E402
@@ -47,7 +49,8 @@ class Speech2Text(espnet_inference.Speech2Text):
 
     Weights load strictly (ESPnet loads with ``strict=False``): missing or
     unexpected keys raise an error listing them.  A DLD student is built
-    without its teacher.  Any other keyword argument is ESPnet's.
+    without its teacher.  ``ctc_greedy=True`` decodes by CTC best path
+    instead of ESPnet's beam search.  Any other keyword argument is ESPnet's.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class Speech2Text(espnet_inference.Speech2Text):
         asr_model_file: Union[Path, str, None] = None,
         depth: Optional[int] = None,
         layers: Optional[Sequence[int]] = None,
+        ctc_greedy: bool = False,
         **kwargs: Any,
     ):
         if kwargs.get("quantize_asr_model"):
@@ -70,6 +74,11 @@ class Speech2Text(espnet_inference.Speech2Text):
             super().__init__(asr_train_config=asr_train_config, asr_model_file=None, **kwargs)
         if asr_model_file is not None:
             load_state_dict_strict(self.asr_model, asr_model_file)
+        if ctc_greedy:
+            if self.asr_model.ctc is None:
+                raise ValueError("ctc_greedy needs a model with a CTC branch")
+            self.beam_search = CTCGreedySearch(self.asr_model.ctc, self.asr_model.sos, self.asr_model.eos,
+                                               getattr(self.asr_model, "blank_id", 0))
         self.timing = DecodeTiming(self.asr_model.encoder)
         self.set_depth(depth, layers)
 
@@ -180,7 +189,9 @@ _S2T_OPTIONS = (
 )
 
 
-def inference(depth: Optional[List[int]], depth_layers: Optional[List[int]], **kwargs: Any) -> None:
+def inference(
+    depth: Optional[List[int]], depth_layers: Optional[List[int]], ctc_greedy: bool = False, **kwargs: Any
+) -> None:
     """Decode the data once per requested depth with one loaded model."""
     if depth and depth_layers:
         raise ValueError("give --depth or --depth_layers, not both")
@@ -196,6 +207,7 @@ def inference(depth: Optional[List[int]], depth_layers: Optional[List[int]], **k
         asr_model_file=kwargs["asr_model_file"],
         device="cuda" if kwargs.get("ngpu", 0) >= 1 else "cpu",
         quantize_asr_model=kwargs.get("quantize_asr_model", False),
+        ctc_greedy=ctc_greedy,
     )
     speech2text = Speech2Text.from_pretrained(**s2t_kwargs)
     if depth_layers:
@@ -235,6 +247,10 @@ def get_parser():
     group.add_argument(
         "--depth_layers", type=int, nargs="+", default=None,
         help="explicit 0-based indices of the encoder blocks to run",
+    )
+    group.add_argument(
+        "--ctc_greedy", type=str2bool, default=False,
+        help="decode by CTC best path (argmax, merge repeats, drop blanks) instead of beam search",
     )
     return parser
 

@@ -267,11 +267,35 @@ def get_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not check that the audio files of wav.scp exist",
     )
+    c = sub.add_parser("combine", help="merge data directories (disjoint utterance ids) into one")
+    c.add_argument("out_dir", metavar="OUT_DIR")
+    c.add_argument("dirs", nargs="+", metavar="DIR")
     return parser
+
+
+def combine_data_dirs(out_dir: PathLike, dirs: Sequence[PathLike]) -> Path:
+    """Write the union of ``dirs`` to ``out_dir``; a repeated utterance id is an error."""
+    seen: Dict[str, Path] = {}
+    utts: List[Utterance] = []
+    for d in dirs:
+        for u in read_data_dir(d):
+            if u.utt_id in seen:
+                raise ValueError(f"utterance {u.utt_id!r} is in both {seen[u.utt_id]} and {d}")
+            seen[u.utt_id] = Path(d)
+            utts.append(u)
+    return write_data_dir(utts, out_dir)
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> int:
     args = get_parser().parse_args(cmd)
+    if args.command == "combine":
+        try:
+            out = combine_data_dirs(args.out_dir, args.dirs)
+        except ValueError as e:
+            print(f"ERROR: {e}", file=sys.stderr)
+            return 1
+        print(f"{out}: combined {len(args.dirs)} data dirs")
+        return 0
     status = 0
     for d in args.dirs:
         try:

@@ -133,3 +133,18 @@ def test_inference_cli_refuses_a_bad_depth_before_decoding(tiny_exp, tmp_path):
     assert r.returncode != 0
     assert "depth=9 is out of range" in r.stderr
     assert not (tmp_path / "d" / "depth2").exists()
+
+
+def test_ctc_greedy_is_best_path_decoding(tiny_exp):
+    cfg, pth = files(tiny_exp.exps["dld"])
+    s2t = Speech2Text(cfg, pth, depth=3, ctc_greedy=True, device="cpu")
+    speech = wave(tiny_exp, 2)
+    text, token, token_int, hyp = s2t(speech)[0]
+    with torch.no_grad():
+        x = torch.tensor(speech, dtype=torch.float32)[None]
+        enc, _ = s2t.asr_model.encode(x, torch.tensor([x.shape[1]]))
+        best = s2t.asr_model.ctc.log_softmax(enc)[0].argmax(-1).tolist()
+    expected = [t for i, t in enumerate(best) if t != 0 and (i == 0 or t != best[i - 1])]
+    assert token_int == expected
+    assert token == s2t.converter.ids2tokens(expected)
+    assert float(hyp.score) < 0

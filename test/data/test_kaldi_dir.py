@@ -159,3 +159,17 @@ def test_atomic_audio(tmp_path):
     with pytest.raises(TypeError, match="int16"):
         write_audio_atomic(tmp_path / "b.wav", x.astype(np.float32), 16000)
     assert not (tmp_path / "b.wav").exists()
+
+
+def test_combine_merges_disjoint_dirs_and_refuses_overlap(tmp_path):
+    from espnet_dld.data.kaldi_dir import Utterance, combine_data_dirs, main, read_data_dir, write_data_dir
+
+    wav = tmp_path / "a.wav"
+    wav.write_bytes(b"")
+    write_data_dir([Utterance("s1-u1", str(wav), "one", "s1")], tmp_path / "a")
+    write_data_dir([Utterance("s2-u1", str(wav), "two", "s2"), Utterance("s2-u2", str(wav), "three", "s2")],
+                   tmp_path / "b")
+    assert main(["combine", str(tmp_path / "ab"), str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert [u.utt_id for u in read_data_dir(tmp_path / "ab")] == ["s1-u1", "s2-u1", "s2-u2"]
+    with pytest.raises(ValueError, match="'s1-u1' is in both"):
+        combine_data_dirs(tmp_path / "aa", [tmp_path / "a", tmp_path / "a"])

@@ -33,7 +33,8 @@ decode_threads=1        # torch threads per decoding job
 num_workers=0           # data-loader workers
 dumpdir=dump
 expdir=exp
-exp_suffix=             # appended to exp dir names (seeds, ablations)
+exp_suffix=             # appended to the students' exp dirs and the report dir (seeds, ablations)
+teacher_exp=            # teacher exp dir; default ${expdir}/asr_teacher
 python=python3
 
 # Data
@@ -99,7 +100,7 @@ Options (default in brackets):
   --stage (${stage}) --stop_stage (${stop_stage}) --skip_stages (${skip_stages})
   --nj (${nj}) --inference_nj (${inference_nj}) --decode_threads (${decode_threads})
   --ngpu (${ngpu}) --gpu_inference (${gpu_inference}) --num_workers (${num_workers})
-  --dumpdir (${dumpdir}) --expdir (${expdir}) --exp_suffix (${exp_suffix})
+  --dumpdir (${dumpdir}) --expdir (${expdir}) --exp_suffix (${exp_suffix}) --teacher_exp (${expdir}/asr_teacher)
   --local_data_opts (${local_data_opts})
   --speed_perturb_factors (${speed_perturb_factors}) --feats_type raw|fbank (${feats_type}) --fs (${fs})
   --min_wav_duration (${min_wav_duration}) --max_wav_duration (${max_wav_duration}) --drop_bad_utts (${drop_bad_utts})
@@ -141,7 +142,7 @@ token_dir=data/token_list/${token_tag}
 token_list=${token_dir}/tokens.txt
 bpemodel=${token_dir}/bpe.model
 stats_dir=${expdir}/asr_stats_${feats_type}_${token_tag}
-teacher_exp=${expdir}/asr_teacher${exp_suffix}
+[ -n "${teacher_exp}" ] || teacher_exp=${expdir}/asr_teacher
 inference_tag=$(basename "${inference_config:-decode_default}" .yaml)
 [ -n "${packed_model}" ] || packed_model=${expdir}/asr_dld${exp_suffix}/asr_model_dld.zip
 if [ -n "${speed_perturb_factors}" ]; then train_sp=${train_set}_sp; else train_sp=${train_set}; fi

@@ -16,5 +16,6 @@ set -euo pipefail
     --teacher_config conf/train_teacher.yaml \
     --student_config conf/train_student.yaml \
     --inference_config conf/decode_ctc_greedy.yaml \
+    --student_init teacher \
     --inference_nj 2 \
     "$@"
