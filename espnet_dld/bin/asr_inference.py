@@ -24,7 +24,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from espnet_dld.tasks.asr import ASRTask
+import espnet_dld.tasks.asr  # noqa: F401  (registers our classes with ESPnet)
 from espnet_dld.utils.quiet_imports import quiet_espnet_imports
 
 with quiet_espnet_imports():

@@ -47,11 +47,11 @@ from tqdm import tqdm
 
 from espnet_dld.data.atomic import atomic_path, write_text_atomic
 from espnet_dld.data.kaldi_dir import Utterance, _read_kv, spk2utt_of
+from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
-LOG_FORMAT = "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
 
 
 def compute_fbank(
@@ -235,35 +235,23 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--nj", type=int, default=1, help="number of parallel processes")
     parser.add_argument("--frame_length", type=float, default=25.0, help="frame length (ms)")
     parser.add_argument("--frame_shift", type=float, default=10.0, help="frame shift (ms)")
-    parser.add_argument(
-        "--log_level",
-        type=lambda x: x.upper(),
-        default="INFO",
-        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"),
-        help="logging level",
-    )
+    add_log_level(parser)
     return parser
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 error)."""
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(level=args.log_level, format=LOG_FORMAT)
-    logger.setLevel(args.log_level)
-    try:
-        extract_fbank(
-            args.in_dir,
-            args.out_dir,
-            n_mels=args.n_mels,
-            fs=args.fs,
-            nj=args.nj,
-            frame_length=args.frame_length,
-            frame_shift=args.frame_shift,
-        )
-    except ValueError as e:
-        print(f"ERROR: extract_fbank: {e}", file=sys.stderr)
-        return 1
-    return 0
+    setup_logging(args.log_level)
+    return run_tool("extract_fbank", lambda: extract_fbank(
+        args.in_dir,
+        args.out_dir,
+        n_mels=args.n_mels,
+        fs=args.fs,
+        nj=args.nj,
+        frame_length=args.frame_length,
+        frame_shift=args.frame_shift,
+    ))
 
 
 if __name__ == "__main__":

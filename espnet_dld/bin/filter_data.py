@@ -41,11 +41,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from espnet_dld.data.atomic import write_text_atomic
 from espnet_dld.data.kaldi_dir import Utterance, _read_kv, spk2utt_of
+from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
-LOG_FORMAT = "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
 
 #: files of one line that are copied as they are
 SCALAR_FILES = ("feats_type", "feats_dim", "frame_shift", "audio_format", "fs")
@@ -281,49 +281,42 @@ def get_parser() -> argparse.ArgumentParser:
     group.add_argument("--token_list", default=None, help="tokens.txt to check the transcripts against")
     group.add_argument("--token_type", default="bpe", choices=("char", "bpe"), help="token type of --token_list")
     group.add_argument("--bpemodel", default=None, help="sentencepiece model for --token_type bpe")
-    parser.add_argument(
-        "--log_level",
-        type=lambda x: x.upper(),
-        default="INFO",
-        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"),
-        help="logging level",
-    )
+    add_log_level(parser)
     return parser
+
+
+def run(args: argparse.Namespace) -> None:
+    """Filter, then (optionally) report transcripts with out-of-list tokens."""
+    if args.token_list is not None:
+        _check_token_options(args.token_list, args.token_type, args.bpemodel)
+    result = filter_data(
+        args.in_dir,
+        args.out_dir,
+        min_seconds=args.min_seconds,
+        max_seconds=args.max_seconds,
+        fs=args.fs,
+        frame_shift_ms=args.frame_shift,
+    )
+    print(result.summary())
+    logger.info("removed utterances are listed in %s", Path(args.out_dir) / "removed_utts.txt")
+    if args.token_list is not None:
+        text = {k: v for _, k, v in _read_kv(Path(args.out_dir) / "text")}
+        n, unknown, utts = count_unk_transcripts(text, args.token_list, args.token_type, args.bpemodel)
+        if n:
+            top = ", ".join(f"{t!r} ({c})" for t, c in unknown.most_common(10))
+            logger.warning(
+                "%d of %d transcripts contain tokens not in %s (mapped to <unk>, kept): %s; e.g. %s",
+                n, len(text), args.token_list, top, " ".join(utts[:5]),
+            )
+        else:
+            logger.info("no transcript has tokens outside %s", args.token_list)
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 error)."""
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(level=args.log_level, format=LOG_FORMAT)
-    logger.setLevel(args.log_level)
-    try:
-        if args.token_list is not None:
-            _check_token_options(args.token_list, args.token_type, args.bpemodel)
-        result = filter_data(
-            args.in_dir,
-            args.out_dir,
-            min_seconds=args.min_seconds,
-            max_seconds=args.max_seconds,
-            fs=args.fs,
-            frame_shift_ms=args.frame_shift,
-        )
-        print(result.summary())
-        logger.info("removed utterances are listed in %s", Path(args.out_dir) / "removed_utts.txt")
-        if args.token_list is not None:
-            text = {k: v for _, k, v in _read_kv(Path(args.out_dir) / "text")}
-            n, unknown, utts = count_unk_transcripts(text, args.token_list, args.token_type, args.bpemodel)
-            if n:
-                top = ", ".join(f"{t!r} ({c})" for t, c in unknown.most_common(10))
-                logger.warning(
-                    "%d of %d transcripts contain tokens not in %s (mapped to <unk>, kept): %s; e.g. %s",
-                    n, len(text), args.token_list, top, " ".join(utts[:5]),
-                )
-            else:
-                logger.info("no transcript has tokens outside %s", args.token_list)
-    except ValueError as e:
-        print(f"ERROR: filter_data: {e}", file=sys.stderr)
-        return 1
-    return 0
+    setup_logging(args.log_level)
+    return run_tool("filter_data", lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from tqdm import tqdm
 from espnet_dld.data.atomic import write_audio_atomic, write_text_atomic
 from espnet_dld.data.audio import resample
 from espnet_dld.data.kaldi_dir import Utterance, _read_kv, spk2utt_of
+from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,6 @@ PathLike = Union[str, os.PathLike]
 #: soundfile container names whose mono files at the right rate are used as is
 IN_PLACE_FORMATS = ("WAV", "WAVEX", "FLAC")
 AUDIO_FORMATS = {"wav": "WAV", "flac": "FLAC"}
-LOG_FORMAT = "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
 
 
 def str2bool(value: str) -> bool:
@@ -364,34 +364,22 @@ def get_parser() -> argparse.ArgumentParser:
         default=False,
         help="average the channels of multi-channel recordings instead of rejecting them",
     )
-    parser.add_argument(
-        "--log_level",
-        type=lambda x: x.upper(),
-        default="INFO",
-        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"),
-        help="logging level",
-    )
+    add_log_level(parser)
     return parser
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 error)."""
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(level=args.log_level, format=LOG_FORMAT)
-    logger.setLevel(args.log_level)
-    try:
-        format_audio(
-            args.in_dir,
-            args.out_dir,
-            fs=args.fs,
-            drop_bad_utts=args.drop_bad_utts,
-            audio_format=args.audio_format,
-            downmix=args.downmix,
-        )
-    except ValueError as e:
-        print(f"ERROR: format_audio: {e}", file=sys.stderr)
-        return 1
-    return 0
+    setup_logging(args.log_level)
+    return run_tool("format_audio", lambda: format_audio(
+        args.in_dir,
+        args.out_dir,
+        fs=args.fs,
+        drop_bad_utts=args.drop_bad_utts,
+        audio_format=args.audio_format,
+        downmix=args.downmix,
+    ))
 
 
 if __name__ == "__main__":

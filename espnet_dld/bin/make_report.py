@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from espnet_dld.data.atomic import atomic_path, write_text_atomic
+from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -421,24 +422,24 @@ def get_parser() -> argparse.ArgumentParser:
                         help="model-input samples per second of audio (16000 for raw 16 kHz wav, 100 for fbank)")
     parser.add_argument("--out_dir", type=str, required=True, help="writes RESULTS.md, results.json and PNGs here")
     parser.add_argument("--title", type=str, default="Dynamic-depth ASR: WER and RTF against encoder depth")
-    parser.add_argument("--log_level", type=lambda x: x.upper(), default="INFO",
-                        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET"))
+    add_log_level(parser)
     return parser
 
 
-def main(cmd: Optional[Sequence[str]] = None) -> None:
-    argv = list(sys.argv[1:] if cmd is None else cmd)
-    args = get_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
-    command = "python -m espnet_dld.bin.make_report " + shlex.join(argv)
-    try:
-        tables = make_report(parse_exp_dirs(args.exp_dirs), args.test_sets, args.inference_tag, args.num_blocks,
-                             Path(args.out_dir), args.input_rate, args.title, command)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"make_report: error: {e}")
+def run(args: argparse.Namespace, command: str) -> None:
+    tables = make_report(parse_exp_dirs(args.exp_dirs), args.test_sets, args.inference_tag, args.num_blocks,
+                         Path(args.out_dir), args.input_rate, args.title, command)
     print(tables)
     print(f"\nWritten {Path(args.out_dir) / 'RESULTS.md'}")
 
 
+def main(cmd: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if cmd is None else cmd)
+    args = get_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    command = "python -m espnet_dld.bin.make_report " + shlex.join(argv)
+    return run_tool("make_report", lambda: run(args, command))
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -39,11 +39,11 @@ from typing import Dict, List, Optional, Sequence, Union
 
 from espnet_dld.data.atomic import atomic_path, write_text_atomic
 from espnet_dld.data.kaldi_dir import _read_kv
+from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
-LOG_FORMAT = "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
 
 BLANK, UNK, SOS_EOS, SPACE = "<blank>", "<unk>", "<sos/eos>", "<space>"
 
@@ -242,36 +242,24 @@ def get_parser() -> argparse.ArgumentParser:
         default=100000000,
         help="sentencepiece input_sentence_size (lines sampled for training)",
     )
-    parser.add_argument(
-        "--log_level",
-        type=lambda x: x.upper(),
-        default="INFO",
-        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"),
-        help="logging level (DEBUG also shows sentencepiece's own log)",
-    )
+    add_log_level(parser)  # DEBUG also shows sentencepiece's own log
     return parser
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 error)."""
     args = get_parser().parse_args(cmd)
-    logging.basicConfig(level=args.log_level, format=LOG_FORMAT)
-    logger.setLevel(args.log_level)
-    try:
-        make_token_list(
-            args.text,
-            args.out_dir,
-            token_type=args.token_type,
-            nbpe=args.nbpe,
-            bpemode=args.bpemode,
-            bpe_char_cover=args.bpe_char_cover,
-            bpe_input_sentence_size=args.bpe_input_sentence_size,
-            quiet=args.log_level != "DEBUG",
-        )
-    except ValueError as e:
-        print(f"ERROR: make_token_list: {e}", file=sys.stderr)
-        return 1
-    return 0
+    setup_logging(args.log_level)
+    return run_tool("make_token_list", lambda: make_token_list(
+        args.text,
+        args.out_dir,
+        token_type=args.token_type,
+        nbpe=args.nbpe,
+        bpemode=args.bpemode,
+        bpe_char_cover=args.bpe_char_cover,
+        bpe_input_sentence_size=args.bpe_input_sentence_size,
+        quiet=args.log_level != "DEBUG",
+    ))
 
 
 if __name__ == "__main__":

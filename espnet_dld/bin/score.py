@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -25,6 +26,7 @@ import jiwer
 from espnet2.utils.types import str2bool
 
 from espnet_dld.data.atomic import write_text_atomic
+from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging
 
 logger = logging.getLogger(__name__)
 
@@ -252,22 +254,22 @@ def get_parser() -> argparse.ArgumentParser:
                         help="lower-case reference and hypothesis before scoring")
     parser.add_argument("--num_worst", type=int, default=20,
                         help="number of worst utterances listed in result.txt")
-    parser.add_argument("--log_level", type=lambda x: x.upper(), default="INFO",
-                        choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET"))
+    add_log_level(parser)
     return parser
 
 
-def main(cmd: Optional[Sequence[str]] = None) -> None:
-    args = get_parser().parse_args(cmd)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
-    try:
-        summary = score_to_dir(args.ref, args.hyp, args.out_dir, args.cer, args.lowercase, args.num_worst)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(f"score: error: {e}")
+def run(args: argparse.Namespace) -> None:
+    summary = score_to_dir(args.ref, args.hyp, args.out_dir, args.cer, args.lowercase, args.num_worst)
     cer = f", CER {summary['cer']:.2f}%" if summary["cer"] is not None else ""
     print(f"{args.hyp}: WER {summary['wer']:.2f}%{cer} ({summary['utterances']} utts, "
           f"{summary['ref_words']} words) -> {Path(args.out_dir) / 'score.json'}")
 
 
+def main(cmd: Optional[Sequence[str]] = None) -> int:
+    args = get_parser().parse_args(cmd)
+    setup_logging(args.log_level)
+    return run_tool("score", lambda: run(args))
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -39,6 +39,7 @@ from espnet_dld.data.atomic import write_audio_atomic
 from espnet_dld.data.audio import float_to_int16, int16_to_float, resample
 from espnet_dld.data.kaldi_dir import Utterance, validate_data_dir, write_data_dir
 from espnet_dld.data.wav_plan import PlannedWav, realize_plan
+from espnet_dld.utils.cli import print_dirs, run_tool
 
 PathLike = Union[str, os.PathLike]
 
@@ -305,26 +306,19 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
             file=sys.stderr,
         )
         return 1
-    try:
-        dirs = prepare_fsdd(
-            args.fsdd_root,
-            args.out_wav,
-            args.out_data,
-            train_utts=args.train_utts,
-            dev_utts=args.dev_utts,
-            test_utts=args.test_utts,
-            dev_speakers=args.dev_speakers,
-            test_speakers=args.test_speakers,
-            min_digits=args.min_digits,
-            max_digits=args.max_digits,
-            seed=args.seed,
-        )
-    except (FileNotFoundError, ValueError) as e:
-        print(f"ERROR: {e}", file=sys.stderr)
-        return 1
-    for split, d in dirs.items():
-        print(f"{split} -> {d}")
-    return 0
+    return run_tool("fsdd", lambda: print_dirs(prepare_fsdd(
+        args.fsdd_root,
+        args.out_wav,
+        args.out_data,
+        train_utts=args.train_utts,
+        dev_utts=args.dev_utts,
+        test_utts=args.test_utts,
+        dev_speakers=args.dev_speakers,
+        test_speakers=args.test_speakers,
+        min_digits=args.min_digits,
+        max_digits=args.max_digits,
+        seed=args.seed,
+    )))
 
 
 if __name__ == "__main__":

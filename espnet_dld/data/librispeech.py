@@ -31,6 +31,7 @@ import numpy as np
 from espnet_dld.data.atomic import write_audio_atomic, write_text_atomic
 from espnet_dld.data.audio import float_to_int16
 from espnet_dld.data.kaldi_dir import Utterance, validate_data_dir, write_data_dir
+from espnet_dld.utils.cli import print_dirs, run_tool
 
 PathLike = Union[str, os.PathLike]
 SAMPLE_RATE = 16000
@@ -188,14 +189,7 @@ def get_parser() -> argparse.ArgumentParser:
 def main(cmd: Optional[Sequence[str]] = None) -> int:
     args = get_parser().parse_args(cmd)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (librispeech) %(message)s")
-    try:
-        dirs = prepare_librispeech(args.root, args.sets, args.out)
-    except ValueError as e:
-        print(f"ERROR: {e}", file=sys.stderr)
-        return 1
-    for s, d in dirs.items():
-        print(f"{s} -> {d}")
-    return 0
+    return run_tool("librispeech", lambda: print_dirs(prepare_librispeech(args.root, args.sets, args.out)))
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ from espnet_dld.data.audio import float_to_int16, int16_to_float, peak_normalize
 from espnet_dld.data.espeak import Espeak, EspeakError, get_espeak
 from espnet_dld.data.kaldi_dir import Utterance, validate_data_dir, write_data_dir
 from espnet_dld.data.wav_plan import PlannedWav, realize_plan
+from espnet_dld.utils.cli import print_dirs, run_tool
 
 PathLike = Union[str, os.PathLike]
 
@@ -286,22 +287,15 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
     if not args.out_wav or not args.out_data:
         parser.error("--out_wav and --out_data are required")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (synth_corpus) %(message)s")
-    try:
-        dirs = prepare_synth_corpus(
-            args.out_wav,
-            args.out_data,
-            train_utts=args.train_utts,
-            dev_utts=args.dev_utts,
-            test_utts=args.test_utts,
-            seed=args.seed,
-            backend=args.backend,
-        )
-    except (EspeakError, ValueError) as e:
-        print(f"ERROR: {e}", file=sys.stderr)
-        return 1
-    for split, d in dirs.items():
-        print(f"{split} -> {d}")
-    return 0
+    return run_tool("synth_corpus", lambda: print_dirs(prepare_synth_corpus(
+        args.out_wav,
+        args.out_data,
+        train_utts=args.train_utts,
+        dev_utts=args.dev_utts,
+        test_utts=args.test_utts,
+        seed=args.seed,
+        backend=args.backend,
+    )), (EspeakError, ValueError))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,43 @@
+"""What every command-line tool of the package shares: logging set-up and
+turning expected errors into one ``ERROR: <tool>: ...`` line and exit status 1."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, Dict, Tuple, Type
+
+LOG_FORMAT = "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+
+def add_log_level(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log_level", type=lambda x: x.upper(), default="INFO", choices=LOG_LEVELS,
+                        help="logging level")
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    logging.getLogger().setLevel(level)
+
+
+def run_tool(
+    tool: str,
+    body: Callable[[], object],
+    errors: Tuple[Type[BaseException], ...] = (ValueError, FileNotFoundError),
+) -> int:
+    """Run ``body``; an expected error becomes a message naming the tool and
+    exit status 1 instead of a traceback."""
+    try:
+        body()
+    except errors as e:
+        print(f"ERROR: {tool}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def print_dirs(dirs: Dict[str, Path]) -> None:
+    """Print ``name -> folder`` for the data dirs a preparation step wrote."""
+    for name, folder in dirs.items():
+        print(f"{name} -> {folder}")
