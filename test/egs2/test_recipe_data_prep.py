@@ -14,7 +14,7 @@ LS_SETS = ("train-clean-100", "dev-clean", "dev-other", "test-clean", "test-othe
 def test_librispeech_stages_1_to_5_on_a_generated_tree(tmp_path):
     root = make_fake_librispeech(tmp_path / "LibriSpeech", sets=LS_SETS, num_utts=4, seconds=0.6)
     recipe = copy_recipe("librispeech_dld", tmp_path / "asr1")
-    r = run_recipe(recipe, ["--stage", "1", "--stop_stage", "5", "--nbpe", "20", "--nj", "1",
+    r = run_recipe(recipe, ["--stage", "1", "--stop_stage", "5", "--nbpe", "40", "--nj", "1",
                             "--min_wav_duration", "0.1"], env={"LIBRISPEECH": str(root)}, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     train = read_data_dir(recipe / "data/train_clean_100")
@@ -23,9 +23,9 @@ def test_librispeech_stages_1_to_5_on_a_generated_tree(tmp_path):
     assert len(dev) == len(read_data_dir(recipe / "data/dev_clean")) + len(read_data_dir(recipe / "data/dev_other"))
     sp = read_data_dir(recipe / "dump/raw/train_clean_100_sp")
     assert len(sp) == 3 * len(train) and any(u.utt_id.startswith("sp0.9-") for u in sp)
-    tokens = (recipe / "data/token_list/bpe_unigram20/tokens.txt").read_text().split()
+    tokens = (recipe / "data/token_list/bpe_unigram40/tokens.txt").read_text().split()
     assert tokens[:2] == ["<blank>", "<unk>"] and tokens[-1] == "<sos/eos>"
-    assert (recipe / "data/token_list/bpe_unigram20/bpe.model").is_file()
+    assert (recipe / "data/token_list/bpe_unigram40/bpe.model").is_file()
 
 
 def test_librispeech_absent_says_what_to_place_where(tmp_path):

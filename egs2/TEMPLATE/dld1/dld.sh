@@ -440,4 +440,7 @@ api.upload_file(path_or_fileobj=sys.argv[1], path_in_repo=sys.argv[1].rsplit('/'
     fi
 fi
 
+if run_stage 14 && [ -f "${report_dir}/RESULTS.md" ]; then
+    log "results (table above): ${report_dir}/RESULTS.md; plots: $(ls "${report_dir}"/*.png | tr '\n' ' ')"
+fi
 log "Successfully finished. [elapsed=${SECONDS}s]"
