@@ -113,3 +113,17 @@ def test_ld_baseline_has_no_teacher_and_no_kd_term(tiny_exp):
     model.train()
     _, stats, _ = model(*batch(tiny_exp))
     assert "loss_kd" not in stats and stats["loss"].item() == pytest.approx(stats["loss_ctc"].item())
+
+
+def test_hybrid_ctc_attention_student_distils_its_ctc_branch(tiny_exp):
+    args = student_args(tiny_exp, ctc_weight=0.5)
+    args.decoder = "transformer"
+    args.decoder_conf = {"attention_heads": 2, "linear_units": 32, "num_blocks": 1}
+    model = ASRTask.build_model(args)
+    model.train()
+    loss, stats, _ = model(*batch(tiny_exp))
+    assert stats["loss_att"] is not None and stats["loss_kd"].item() > 0
+    expected = 0.5 * stats["loss_ctc"] + 0.5 * stats["loss_att"] + stats["loss_kd"]
+    assert stats["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    loss.backward()
+    assert model.decoder.decoders[0].self_attn.linear_q.weight.grad is not None
