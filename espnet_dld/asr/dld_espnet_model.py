@@ -99,6 +99,10 @@ class DLDESPnetASRModel(ESPnetASRModel):
         text_lengths: torch.Tensor,
         **kwargs,
     ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
+        distil = self._teacher is not None and self.kd_weight > 0
+        # With pre-computed features (no frontend) the student's SpecAugment and
+        # in-place normalisation act on ``speech`` itself: the teacher gets a copy.
+        teacher_speech = speech.clone() if distil else None
         self._capture_encoder_out, self._captured = True, None
         try:
             loss, stats, weight = super().forward(speech, speech_lengths, text, text_lengths, **kwargs)
@@ -110,8 +114,8 @@ class DLDESPnetASRModel(ESPnetASRModel):
         active = getattr(self.encoder, "last_active_layers", None)
         if active is not None:
             stats["n_active_layers"] = torch.tensor(float(len(active)))
-        if self._teacher is not None and self.kd_weight > 0:
-            loss_kd = self.kd_loss(speech, speech_lengths, encoder_out, encoder_out_lens)
+        if distil:
+            loss_kd = self.kd_loss(teacher_speech, speech_lengths, encoder_out, encoder_out_lens)
             loss = loss + self.kd_weight * loss_kd
             stats["loss_kd"] = loss_kd.detach()
             stats["loss"] = loss.detach()

@@ -127,3 +127,29 @@ def test_hybrid_ctc_attention_student_distils_its_ctc_branch(tiny_exp):
     assert stats["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
     loss.backward()
     assert model.decoder.decoders[0].self_attn.linear_q.weight.grad is not None
+
+
+def test_feature_input_teacher_sees_the_features_before_the_student_touches_them(tiny_exp):
+    """With fbank input (no frontend) ESPnet normalises the batch tensor in
+    place; the teacher must still get the original features."""
+    s_args = student_args(tiny_exp)
+    t_args = argparse.Namespace(**yaml.safe_load((tiny_exp.exps["teacher"] / "config.yaml").read_text()))
+    for a in (s_args, t_args):
+        a.input_size = 20  # features in, no frontend
+    s_args.model_conf = {**s_args.model_conf, "teacher_model": None, "teacher_config": None, "kd_weight": 0.0}
+    student = ASRTask.build_model(s_args)
+    assert student.frontend is None
+    teacher = ASRTask.build_model(t_args)
+    student.load_state_dict(teacher.state_dict())
+    student.set_teacher(teacher, "feature_teacher")
+    student.kd_weight = 1.0
+    feats = torch.randn(2, 120, 20, generator=torch.Generator().manual_seed(0))
+    lens = torch.tensor([120, 90])
+    text = torch.tensor([[2, 3, 4], [3, 4, -1]])
+    student.eval()  # full depth, no dropout or SpecAugment: student == teacher
+    _, stats, _ = student(feats, lens, text, torch.tensor([3, 2]))
+    assert stats["loss_kd"].item() == pytest.approx(0.0, abs=1e-5)
+    student.train()
+    loss, stats, _ = student(torch.randn(2, 120, 20), lens, text, torch.tensor([3, 2]))
+    loss.backward()  # no in-place clash between the student's graph and the teacher
+    assert stats["loss_kd"].item() > 0

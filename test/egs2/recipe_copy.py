@@ -9,6 +9,7 @@ from typing import List
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "egs2" / "TEMPLATE" / "dld1"
+RUN_OUTPUTS = {"data", "dump", "exp", "downloads"}  # made by running the recipe, not part of it
 
 
 def copy_recipe(name: str, dest: Path) -> Path:
@@ -16,6 +17,8 @@ def copy_recipe(name: str, dest: Path) -> Path:
     src = REPO / "egs2" / name / "asr1"
     dest.mkdir(parents=True, exist_ok=True)
     for item in src.iterdir():
+        if item.name in RUN_OUTPUTS:
+            continue
         if item.is_symlink():
             (dest / item.name).symlink_to(TEMPLATE / item.name)
         elif item.is_dir():
