@@ -99,3 +99,15 @@ def test_bad_options_stop_before_any_work(tmp_path):
         r = run_recipe(recipe, args, timeout=120)
         assert r.returncode != 0 and message in r.stdout + r.stderr
     assert not (recipe / "data").exists()
+
+
+def test_fbank_features_through_training_and_decoding(tmp_path):
+    """feats_type fbank: kaldiio features, no frontend, teacher on the same features."""
+    recipe = copy_recipe("mini_dld", tmp_path / "asr1")
+    r = run_recipe(recipe, TINY + ["--feats_type", "fbank", "--students", "dld", "--stop_stage", "13"])
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    assert (recipe / "dump/fbank/train/feats_dim").read_text().strip() == "80"
+    conf = (recipe / "exp/asr_dld/config.yaml").read_text()
+    assert "input_size: 80" in conf and "frontend: null" in conf
+    for depth in (1, 6):
+        assert (recipe / f"exp/asr_dld/decode_ctc_greedy/test/depth{depth}/score/score.json").is_file()
