@@ -8,7 +8,7 @@ import torch
 from espnet2.asr.espnet_model import ESPnetASRModel
 from espnet2.torch_utils.device_funcs import force_gatherable
 
-from espnet_dld.asr.kd_loss import ctc_kd_loss
+from espnet_dld.asr.kd_loss import KD_NORMALIZE, ctc_kd_loss
 from espnet_dld.asr.teacher import check_frame_rate, check_token_lists, load_teacher, teacher_loading_enabled
 from espnet_dld.utils.signature import extend_signature
 
@@ -17,6 +17,9 @@ logger = logging.getLogger(__name__)
 
 class DLDESPnetASRModel(ESPnetASRModel):
     """``loss = ESPnet's CTC/attention loss + kd_weight * T^2 * KL(p_teacher || p_student)``.
+
+    ``kd_normalize`` sets the KL term's scale: ``frame`` (mean over frames)
+    or ``utterance`` (sum over frames, mean over the batch, like the CTC loss).
 
     The KL term compares CTC output distributions frame by frame.  The
     teacher is frozen, runs under ``no_grad`` in eval mode on the speech
@@ -34,12 +37,15 @@ class DLDESPnetASRModel(ESPnetASRModel):
         teacher_model: Optional[str] = None,
         kd_weight: float = 1.0,
         kd_temperature: float = 1.0,
+        kd_normalize: str = "frame",
         **kwargs,
     ):
         if isinstance(kd_weight, bool) or not isinstance(kd_weight, (int, float)) or kd_weight < 0:
             raise ValueError(f"model_conf.kd_weight must be a number >= 0, got {kd_weight!r}")
         if isinstance(kd_temperature, bool) or not isinstance(kd_temperature, (int, float)) or kd_temperature <= 0:
             raise ValueError(f"model_conf.kd_temperature must be a number > 0, got {kd_temperature!r}")
+        if kd_normalize not in KD_NORMALIZE:
+            raise ValueError(f"model_conf.kd_normalize must be one of {', '.join(KD_NORMALIZE)}, got {kd_normalize!r}")
         if kd_weight > 0 and teacher_model is None:
             raise ValueError(
                 f"model_conf.kd_weight={kd_weight} needs a teacher: set model_conf.teacher_model "
@@ -50,6 +56,7 @@ class DLDESPnetASRModel(ESPnetASRModel):
             raise ValueError("DLD distils CTC posteriors: the student needs a CTC branch (ctc_weight > 0)")
         self.kd_weight = float(kd_weight)
         self.kd_temperature = float(kd_temperature)
+        self.kd_normalize = kd_normalize
         self.teacher_model = teacher_model
         object.__setattr__(self, "_teacher", None)  # deliberately not a submodule
         if teacher_model is not None and kd_weight == 0:
@@ -136,12 +143,12 @@ class DLDESPnetASRModel(ESPnetASRModel):
             check_frame_rate(encoder_out_lens, t_lens, self.teacher_model)
             t_logits = self._teacher.ctc.ctc_lo(t_out)
         s_logits = self.ctc.ctc_lo(encoder_out)
-        return ctc_kd_loss(s_logits, t_logits, encoder_out_lens, self.kd_temperature)
+        return ctc_kd_loss(s_logits, t_logits, encoder_out_lens, self.kd_temperature, self.kd_normalize)
 
 
 extend_signature(
     DLDESPnetASRModel,
     ESPnetASRModel,
     DLDESPnetASRModel.__init__,
-    ["teacher_config", "teacher_model", "kd_weight", "kd_temperature"],
+    ["teacher_config", "teacher_model", "kd_weight", "kd_temperature", "kd_normalize"],
 )

@@ -95,6 +95,7 @@ def test_teacher_with_another_frame_rate_is_refused(student, tiny_exp):
     [
         ({"kd_weight": -1.0}, ValueError, "kd_weight must be a number >= 0, got -1.0"),
         ({"kd_temperature": 0.0}, ValueError, "kd_temperature must be a number > 0"),
+        ({"kd_normalize": "batch"}, ValueError, "kd_normalize must be one of frame, utterance, got 'batch'"),
         ({"teacher_model": None, "teacher_config": None}, ValueError, "needs a teacher"),
         ({"teacher_model": "/nonexistent/teacher.pth"}, FileNotFoundError, "/nonexistent/teacher.pth"),
         ({"teacher_config": "/nonexistent/config.yaml"}, FileNotFoundError, "/nonexistent/config.yaml"),

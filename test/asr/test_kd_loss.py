@@ -54,3 +54,20 @@ def test_gradient_flows_to_student_only():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="differ in shape"):
         ctc_kd_loss(logits(1), logits(2, (2, 6, 5)), torch.tensor([6, 6]))
+
+
+def test_utterance_normalisation_is_the_frame_sum_over_the_batch():
+    s, t = logits(1), logits(2)
+    lens = torch.tensor([7, 3])
+    per_frame = ctc_kd_loss(s, t, lens, normalize="frame")
+    per_utt = ctc_kd_loss(s, t, lens, normalize="utterance")
+    assert per_utt.item() == pytest.approx(per_frame.item() * 10 / 2, rel=1e-6)
+    # the scale of torch's kl_div(reduction="batchmean") on the valid frames
+    ref = sum(F.kl_div(F.log_softmax(s[b, :n], -1), F.log_softmax(t[b, :n], -1), log_target=True,
+                       reduction="sum") for b, n in enumerate(lens)) / 2
+    assert per_utt.item() == pytest.approx(ref.item(), rel=1e-5)
+
+
+def test_unknown_normalisation_is_refused():
+    with pytest.raises(ValueError, match="kd_normalize must be one of frame, utterance, got 'batch'"):
+        ctc_kd_loss(logits(1), logits(2), torch.tensor([7, 7]), normalize="batch")
