@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -44,16 +44,16 @@ def read_state_dict(model_file: PathLike) -> Dict[str, torch.Tensor]:
     return state
 
 
-def load_state_dict_strict(model: torch.nn.Module, model_file: PathLike) -> None:
-    """Load ``model_file`` into ``model``; every key must match in name and shape."""
-    state = read_state_dict(model_file)
-    expected = model.state_dict()
+def state_dict_mismatch(expected: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor]) -> List[str]:
+    """What keeps ``state`` from loading strictly into a model whose state
+    dict is ``expected``: lines naming missing, unexpected and mis-shaped
+    keys (empty when it fits)."""
     missing = set(expected) - set(state)
     unexpected = set(state) - set(expected)
     wrong_shape = [
         f"{k} (file {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
         for k in sorted(set(state) & set(expected))
-        if state[k].shape != expected[k].shape
+        if getattr(state[k], "shape", None) != expected[k].shape
     ]
     problems = []
     if missing:
@@ -62,6 +62,13 @@ def load_state_dict_strict(model: torch.nn.Module, model_file: PathLike) -> None
         problems.append(f"unexpected keys: {_listing(unexpected)}")
     if wrong_shape:
         problems.append(f"shape mismatch: {_listing(wrong_shape, 5)}")
+    return problems
+
+
+def load_state_dict_strict(model: torch.nn.Module, model_file: PathLike) -> None:
+    """Load ``model_file`` into ``model``; every key must match in name and shape."""
+    state = read_state_dict(model_file)
+    problems = state_dict_mismatch(model.state_dict(), state)
     if problems:
         raise CheckpointError(
             f"model file {model_file} does not match the model built from its config "
