@@ -1,6 +1,5 @@
 """The WavLM recipe configs and ``run.sh --encoder wavlm``: the configs build
 the intended models, the option reaches dld.sh, bad values stop at once."""
-import subprocess
 from pathlib import Path
 
 import pytest

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
@@ -58,6 +58,10 @@ def _torchaudio_to_ours(key: str) -> str:
 
 def _is_float(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 class WavLMEncoder(AbsEncoder):
@@ -116,8 +120,11 @@ class WavLMEncoder(AbsEncoder):
                 f"{type(self).__name__} uses layer_drop_prob instead (dld_wavlm; leave layer_drop_rate at 0)"
             )
         if extractor_mode not in ("group_norm", "layer_norm"):
-            raise ValueError(f"extractor_mode must be 'group_norm' (Base, Base+) or 'layer_norm' (Large), got {extractor_mode!r}")
-        if not isinstance(freeze_encoder_steps, int) or isinstance(freeze_encoder_steps, bool) or freeze_encoder_steps < 0:
+            raise ValueError(
+                f"extractor_mode must be 'group_norm' (Base, Base+) or 'layer_norm' (Large), got {extractor_mode!r}"
+            )
+        if not isinstance(freeze_encoder_steps, int) or isinstance(freeze_encoder_steps, bool) \
+                or freeze_encoder_steps < 0:
             raise ValueError(f"freeze_encoder_steps must be an integer >= 0, got {freeze_encoder_steps!r}")
         for name, p in (("dropout_rate", dropout_rate), ("attention_dropout_rate", attention_dropout_rate),
                         ("activation_dropout_rate", activation_dropout_rate),
@@ -126,9 +133,15 @@ class WavLMEncoder(AbsEncoder):
                 raise ValueError(f"{name} must be a probability in [0, 1), got {p!r}")
         if hidden_size % attention_heads:
             raise ValueError(f"hidden_size={hidden_size} must be a multiple of attention_heads={attention_heads}")
-        conv_layers = [list(map(int, c)) for c in (extractor_conv_layers or DEFAULT_CONV_LAYERS)]
-        if not conv_layers or any(len(c) != 3 for c in conv_layers):
-            raise ValueError(f"extractor_conv_layers must be a list of [dim, kernel, stride], got {extractor_conv_layers!r}")
+        conv_layers = extractor_conv_layers or DEFAULT_CONV_LAYERS
+        if not isinstance(conv_layers, (list, tuple)) or not all(
+            isinstance(c, (list, tuple)) and len(c) == 3 and all(_is_int(v) and v > 0 for v in c) for c in conv_layers
+        ):
+            raise ValueError(
+                f"extractor_conv_layers must be a list of [dim, kernel, stride] positive integers, "
+                f"got {extractor_conv_layers!r}"
+            )
+        conv_layers = [list(c) for c in conv_layers]
         self.arch = dict(
             hidden_size=hidden_size, num_blocks=num_blocks, attention_heads=attention_heads, linear_units=linear_units,
             extractor_mode=extractor_mode, extractor_conv_layers=conv_layers, extractor_conv_bias=extractor_conv_bias,
@@ -204,7 +217,8 @@ class WavLMEncoder(AbsEncoder):
             if key not in state:
                 raise CheckpointError(
                     f"pretrained WavLM checkpoint {ckpt.path} ({ckpt.format}) does not match the encoder config: "
-                    f"first mismatching key {key} is missing from the file ({len(set(own) - set(state))} missing in all)"
+                    f"first mismatching key {key} is missing from the file "
+                    f"({len(set(own) - set(state))} missing in all)"
                 )
             if state[key].shape != expected.shape:
                 raise CheckpointError(
@@ -220,7 +234,8 @@ class WavLMEncoder(AbsEncoder):
                 "more layers than num_blocks, or another architecture)"
             )
         self.load_state_dict({**self.state_dict(), **state}, strict=True)
-        logger.info("loaded pretrained WavLM from %s (%s); not used: %s", ckpt.path, ckpt.format, ckpt.dropped or "none")
+        logger.info("loaded pretrained WavLM from %s (%s); not used: %s",
+                    ckpt.path, ckpt.format, ckpt.dropped or "none")
         return ckpt
 
     # -- forward -------------------------------------------------------------------

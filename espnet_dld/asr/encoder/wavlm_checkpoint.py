@@ -80,7 +80,8 @@ def _arch_from_microsoft_cfg(cfg: Dict[str, Any], path: Path) -> Dict[str, Any]:
                 "position embeddings; this checkpoint is not a WavLM Base/Base+/Large model"
             )
     names = {
-        "encoder_embed_dim": "hidden_size", "encoder_layers": "num_blocks", "encoder_attention_heads": "attention_heads",
+        "encoder_embed_dim": "hidden_size", "encoder_layers": "num_blocks",
+        "encoder_attention_heads": "attention_heads",
         "encoder_ffn_embed_dim": "linear_units", "conv_bias": "extractor_conv_bias", "conv_pos": "pos_conv_kernel",
         "conv_pos_groups": "pos_conv_groups", "num_buckets": "num_buckets", "max_distance": "max_distance",
         "layer_norm_first": "layer_norm_first", "normalize": "normalize_waveform",
@@ -132,7 +133,8 @@ def _rename(state: Dict[str, torch.Tensor], rules: List[tuple], path: Path, fmt:
             new, n = re.subn(pattern, repl, key)
             if n:
                 break
-        new = re.sub(r"pos_conv_embed\.conv\.(weight_g|weight_v)$", lambda m: "pos_conv_embed.conv." + _WEIGHT_NORM[m.group(1)], new)
+        new = re.sub(r"pos_conv_embed\.conv\.(weight_g|weight_v)$",
+                     lambda m: "pos_conv_embed.conv." + _WEIGHT_NORM[m.group(1)], new)
         out[new] = value  # an unknown key keeps its name and is reported as unexpected
     return WavLMCheckpoint(path, fmt, out, dropped=dropped)
 
@@ -157,7 +159,8 @@ _MICROSOFT_RULES = [
     (r"^encoder\.pos_conv\.0\.", "encoder.transformer.pos_conv_embed.conv."),
     (r"^encoder\.layer_norm\.", "encoder.transformer.layer_norm."),
     (r"^encoder\.layers\.(\d+)\.self_attn\.out_proj\.", r"encoder.transformer.layers.\1.attention.attention.out_proj."),
-    (r"^encoder\.layers\.(\d+)\.self_attn\.grep_linear\.", r"encoder.transformer.layers.\1.attention.gru_rel_pos_linear."),
+    (r"^encoder\.layers\.(\d+)\.self_attn\.grep_linear\.",
+     r"encoder.transformer.layers.\1.attention.gru_rel_pos_linear."),
     (r"^encoder\.layers\.(\d+)\.self_attn\.grep_a$", r"encoder.transformer.layers.\1.attention.gru_rel_pos_const"),
     (r"^encoder\.layers\.(\d+)\.self_attn\.relative_attention_bias\.",
      r"encoder.transformer.layers.\1.attention.rel_attn_embed."),

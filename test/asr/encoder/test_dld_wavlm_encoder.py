@@ -124,6 +124,8 @@ def test_normalize_waveform_makes_the_encoder_scale_invariant():
         (dict(freeze_encoder_steps=-1), "freeze_encoder_steps must be an integer >= 0, got -1"),
         (dict(dropout_rate=1.0), r"dropout_rate must be a probability in \[0, 1\), got 1.0"),
         (dict(hidden_size=15), "hidden_size=15 must be a multiple of attention_heads=2"),
+        (dict(extractor_conv_layers=[[16, 10, 5], [16, 3]]),
+         r"extractor_conv_layers must be a list of \[dim, kernel, stride\] positive integers, got \[\[16, 10, 5\], \[16, 3\]\]"),
     ],
 )
 def test_bad_options_are_refused(kwargs, fragment):

@@ -25,13 +25,21 @@ def save(fmt, tmp_path, model, conf):
         return save_hugging_face(tmp_path / "wavlm-hf", model, conf)
     if fmt == "hf_safetensors":
         return save_hugging_face(tmp_path / "wavlm-hf-st", model, conf, safetensors=True)
+    if fmt == "hf_parametrized":  # newer transformers save weight norm as parametrizations
+        folder = save_hugging_face(tmp_path / "wavlm-hf-new", model, conf)
+        state = torch.load(folder / "pytorch_model.bin")
+        new_names = {"weight_g": "parametrizations.weight.original0", "weight_v": "parametrizations.weight.original1"}
+        state = {re.sub(r"(weight_g|weight_v)$", lambda m: new_names[m.group(1)], k): v for k, v in state.items()}
+        assert "encoder.pos_conv_embed.conv.parametrizations.weight.original0" in state
+        torch.save(state, folder / "pytorch_model.bin")
+        return folder
     if fmt == "hf_ctc_file":  # WavLMForCTC weights file given directly, config.json beside it
         return save_hugging_face(tmp_path / "wavlm-hf-ctc", model, conf, for_ctc=True) / "pytorch_model.bin"
     raise ValueError(fmt)
 
 
 FORMATS = {"torchaudio": TORCHAUDIO, "microsoft": MICROSOFT, "hf_bin": HUGGING_FACE,
-           "hf_safetensors": HUGGING_FACE, "hf_ctc_file": HUGGING_FACE}
+           "hf_safetensors": HUGGING_FACE, "hf_parametrized": HUGGING_FACE, "hf_ctc_file": HUGGING_FACE}
 
 
 @pytest.mark.parametrize("conf", [TINY, LARGE_LIKE], ids=["base_like", "large_like"])
