@@ -9,7 +9,7 @@ from recipe_copy import REPO, copy_recipe, run_recipe
 from torchaudio.models import wavlm_base
 
 from espnet_dld.asr.dld_espnet_model import DLDESPnetASRModel
-from espnet_dld.asr.encoder.dld_wavlm_encoder import DLDWavLMEncoder, WavLMEncoder
+from espnet_dld.asr.encoder.dld_wavlm_encoder import MASK_EMBEDDING, DLDWavLMEncoder, WavLMEncoder
 from espnet_dld.tasks.asr import ASRTask
 
 DYNAMIC = {"layer_drop_prob", "min_active_layers", "depth_policy", "keep_final_norm_when_dropped"}
@@ -56,7 +56,9 @@ def test_librispeech_wavlm_configs_are_wavlm_base_plus(tmp_path):
                  .replace("encoder.feature_projection.", "feature_projection."): v.shape
                  for k, v in wavlm_base().state_dict().items()}
     ours = {k: v.shape for k, v in student.encoder.state_dict().items() if k != "num_updates"}
+    assert ours.pop(MASK_EMBEDDING) == (768,)
     assert ours == reference  # torchaudio's WavLM Base (= Base+ architecture), key for key
+    assert student.encoder.mask_generator.mask_prob == 0.65
 
 
 def test_run_sh_encoder_option(tmp_path):

@@ -19,7 +19,7 @@ from typing import List, Optional, Tuple, Union
 import torch
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from torchaudio.models import wavlm_model
-from torchaudio.models.wav2vec2.components import EncoderLayer
+from torchaudio.models.wav2vec2.components import EncoderLayer, MaskGenerator
 
 from espnet_dld.asr.encoder.layer_gating import DynamicDepthMixin, dynamic_encoder_signature
 from espnet_dld.asr.encoder.wavlm_checkpoint import WavLMCheckpoint, read_wavlm_checkpoint
@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 #: torchaudio's default convolutional feature extractor: 20 ms frames, 25 ms receptive field
 DEFAULT_CONV_LAYERS = [[512, 10, 5]] + [[512, 3, 2]] * 4 + [[512, 2, 2]] * 2
+#: the learnt vector that replaces time-masked frames (Microsoft ``mask_emb``, HF ``masked_spec_embed``)
+MASK_EMBEDDING = "mask_generator.mask_embedding"
 
 
 class _WavLMLayer(EncoderLayer):
@@ -80,6 +82,10 @@ class WavLMEncoder(AbsEncoder):
     extractor fixed; ``freeze_encoder_steps`` keeps the whole encoder fixed
     (not the output projection) for that many training steps (forward passes
     in training mode, counted in a buffer that survives resuming).
+    ``mask_time_prob`` / ``mask_channel_prob`` are wav2vec 2.0-style
+    fine-tuning masks (torchaudio's ``MaskGenerator``: spans of
+    ``mask_time_length`` frames replaced by the pretrained mask embedding,
+    spans of ``mask_channel_length`` channels zeroed), in training only.
     """
 
     def __init__(
@@ -103,6 +109,10 @@ class WavLMEncoder(AbsEncoder):
         activation_dropout_rate: float = 0.0,
         projection_dropout_rate: float = 0.1,
         normalize_waveform: bool = False,
+        mask_time_prob: float = 0.0,
+        mask_time_length: int = 10,
+        mask_channel_prob: float = 0.0,
+        mask_channel_length: int = 64,
         freeze_feature_extractor: bool = True,
         freeze_encoder_steps: int = 0,
         pretrained_path: Optional[str] = None,
@@ -128,9 +138,18 @@ class WavLMEncoder(AbsEncoder):
             raise ValueError(f"freeze_encoder_steps must be an integer >= 0, got {freeze_encoder_steps!r}")
         for name, p in (("dropout_rate", dropout_rate), ("attention_dropout_rate", attention_dropout_rate),
                         ("activation_dropout_rate", activation_dropout_rate),
-                        ("projection_dropout_rate", projection_dropout_rate)):
+                        ("projection_dropout_rate", projection_dropout_rate),
+                        ("mask_time_prob", mask_time_prob), ("mask_channel_prob", mask_channel_prob)):
             if not _is_float(p) or not 0.0 <= p < 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1), got {p!r}")
+        for name, n in (("mask_time_length", mask_time_length), ("mask_channel_length", mask_channel_length)):
+            if not _is_int(n) or n < 1:
+                raise ValueError(f"{name} must be a positive integer, got {n!r}")
+        if mask_channel_prob > 0 and hidden_size < 2 * mask_channel_length + 2:
+            raise ValueError(
+                f"mask_channel_length={mask_channel_length} is too long for hidden_size={hidden_size} "
+                f"(channel masks need hidden_size >= 2 * mask_channel_length + 2)"
+            )
         if hidden_size % attention_heads:
             raise ValueError(f"hidden_size={hidden_size} must be a multiple of attention_heads={attention_heads}")
         conv_layers = extractor_conv_layers or DEFAULT_CONV_LAYERS
@@ -180,6 +199,12 @@ class WavLMEncoder(AbsEncoder):
         for layer in transformer.layers:
             layer.__class__ = _WavLMLayer  # same parameters, our call convention
         self.encoders = torch.nn.ModuleList(list(transformer.layers))
+        self.mask_generator = MaskGenerator(
+            hidden_size, mask_time_prob, "static", 0.0, mask_time_length, False, 0,
+            mask_channel_prob, "static", 0.0, mask_channel_length, False, 0,
+        )
+        # always there (same keys for teacher and student), trained only when time masking is on
+        self.mask_generator.mask_embedding.requires_grad_(mask_time_prob > 0)
         self.output_layer = torch.nn.Linear(hidden_size, output_size) if output_size else None
         self._output_size = output_size or hidden_size
         self.normalize_waveform = normalize_waveform
@@ -212,7 +237,10 @@ class WavLMEncoder(AbsEncoder):
                     f"the encoder config {name}={self.arch[name]!r}: set encoder_conf.{name} to match the checkpoint"
                 )
         state = {_torchaudio_to_ours(k): v for k, v in ckpt.state.items()}
-        own = {k: v for k, v in self.state_dict().items() if not (k.startswith("output_layer.") or k == "num_updates")}
+        # not in every file (torchaudio's state dicts have no mask embedding): kept as initialised when absent
+        optional = {k for k in self.state_dict()
+                    if k.startswith("output_layer.") or k in ("num_updates", MASK_EMBEDDING)}
+        own = {k: v for k, v in self.state_dict().items() if k not in optional or k in state}
         for key, expected in own.items():  # model order: the first mismatch is the earliest layer
             if key not in state:
                 raise CheckpointError(
@@ -279,6 +307,8 @@ class WavLMEncoder(AbsEncoder):
             x = self.feature_projection(feats)
             pad = torch.arange(x.size(1), device=x.device)[None, :] >= lens[:, None]
             x = x.masked_fill(pad[..., None], 0.0)
+            if self.training and (self.mask_generator.mask_prob > 0 or self.mask_generator.mask_channel_prob > 0):
+                x, _ = self.mask_generator(x, pad)  # padding is never masked
             # additive key padding mask (float, as WavLM's attention combines it with the position bias)
             pad = torch.zeros(pad.shape, dtype=x.dtype, device=x.device).masked_fill(pad, float("-inf"))
             x = x + self.pos_conv_embed(x)

@@ -5,7 +5,8 @@ Users get WavLM from Microsoft's release (``WavLM-Base+.pt``,
 dict), from Hugging Face (a ``microsoft/wavlm-base-plus`` folder with
 ``config.json`` and ``pytorch_model.bin`` or ``model.safetensors``), or from
 torchaudio (a ``wavlm_model(...).state_dict()``).  :func:`read_wavlm_checkpoint`
-turns any of them into torchaudio's key names, the one layout the encoder
+turns any of them into torchaudio's key names (the mask embedding under the name of
+torchaudio's ``MaskGenerator``), the one layout the encoder
 knows, plus whatever architecture facts the file states (to refuse a file
 whose architecture differs from the config in ways shapes cannot show, such
 as ``layer_norm_first``).  Nothing here touches the network.
@@ -30,8 +31,8 @@ TORCHAUDIO, HUGGING_FACE, MICROSOFT = "torchaudio WavLM state dict", "Hugging Fa
 
 # Weight norm of the positional convolution: old torch names -> torchaudio's (torch >= 2.1) names.
 _WEIGHT_NORM = {"weight_g": "parametrizations.weight.original0", "weight_v": "parametrizations.weight.original1"}
-# Keys of pre-training or of another task's head: not part of the encoder.
-_DROPPED = re.compile(r"^(mask_emb|masked_spec_embed|label_embs_concat|final_proj\.|project_q\.|quantizer\.|"
+# Keys of pre-training heads or of another task's head: not part of the encoder.
+_DROPPED = re.compile(r"^(label_embs_concat|final_proj\.|project_q\.|quantizer\.|"
                       r"lm_head\.|aux\.|proj\.)")
 
 
@@ -140,6 +141,7 @@ def _rename(state: Dict[str, torch.Tensor], rules: List[tuple], path: Path, fmt:
 
 
 _HF_RULES = [
+    (r"^masked_spec_embed$", "mask_generator.mask_embedding"),
     (r"^feature_extractor\.", "feature_extractor."),
     (r"^feature_projection\.", "encoder.feature_projection."),
     (r"^encoder\.pos_conv_embed\.", "encoder.transformer.pos_conv_embed."),
@@ -151,6 +153,7 @@ _HF_RULES = [
 ]
 
 _MICROSOFT_RULES = [
+    (r"^mask_emb$", "mask_generator.mask_embedding"),
     (r"^feature_extractor\.conv_layers\.(\d+)\.0\.", r"feature_extractor.conv_layers.\1.conv."),
     (r"^feature_extractor\.conv_layers\.(\d+)\.2\.1\.", r"feature_extractor.conv_layers.\1.layer_norm."),
     (r"^feature_extractor\.conv_layers\.(\d+)\.2\.", r"feature_extractor.conv_layers.\1.layer_norm."),

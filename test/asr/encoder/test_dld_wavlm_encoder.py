@@ -116,6 +116,41 @@ def test_normalize_waveform_makes_the_encoder_scale_invariant():
     assert torch.allclose(a[1, :149], b[1, :149], atol=1e-4)
 
 
+def _transformer_input(enc, x, lens):
+    seen = []
+    handle = enc.pos_conv_embed.register_forward_hook(lambda m, args, out: seen.append(args[0].detach().clone()))
+    out = enc(x, lens)[0]
+    handle.remove()
+    return seen[0], out
+
+
+def test_time_masks_replace_valid_frames_by_the_mask_embedding_in_training_only():
+    enc = DLDWavLMEncoder(1, **TINY, **NO_DROPOUT, mask_time_prob=0.5, mask_time_length=5, layer_drop_prob=0.0)
+    emb = enc.mask_generator.mask_embedding
+    assert emb.requires_grad
+    x, lens = waves(2, 8000), torch.tensor([8000, 5000])  # 399 and 249 frames
+    torch.manual_seed(0)
+    seen, out = _transformer_input(enc.train(), x, lens)
+    masked = (seen == emb.detach()).all(-1)
+    assert not masked[1, 249:].any()  # padding is never masked
+    for b, n in ((0, 399), (1, 249)):
+        assert 0.1 < masked[b, :n].float().mean() < 0.9
+    out.sum().backward()
+    assert emb.grad is not None and emb.grad.abs().sum() > 0
+    seen, _ = _transformer_input(enc.eval(), x, lens)
+    assert not (seen == emb.detach()).all(-1).any()
+    assert not WavLMEncoder(1, **TINY).mask_generator.mask_embedding.requires_grad  # unused: no DDP complaint
+
+
+def test_channel_masks_zero_whole_channels_in_training():
+    enc = WavLMEncoder(1, **TINY, **NO_DROPOUT, mask_channel_prob=0.5, mask_channel_length=4).train()
+    x, lens = waves(2, 4000), torch.tensor([4000, 4000])
+    torch.manual_seed(0)
+    seen, _ = _transformer_input(enc, x, lens)
+    zero_channels = (seen == 0).all(1)  # (B, C): channels zero in every frame
+    assert zero_channels.any(1).all() and not zero_channels.all(1).any()
+
+
 @pytest.mark.parametrize(
     "kwargs, fragment",
     [
@@ -124,6 +159,9 @@ def test_normalize_waveform_makes_the_encoder_scale_invariant():
         (dict(freeze_encoder_steps=-1), "freeze_encoder_steps must be an integer >= 0, got -1"),
         (dict(dropout_rate=1.0), r"dropout_rate must be a probability in \[0, 1\), got 1.0"),
         (dict(hidden_size=15), "hidden_size=15 must be a multiple of attention_heads=2"),
+        (dict(mask_time_prob=1.0), r"mask_time_prob must be a probability in \[0, 1\), got 1.0"),
+        (dict(mask_channel_length=0), "mask_channel_length must be a positive integer, got 0"),
+        (dict(mask_channel_prob=0.5, mask_channel_length=8), "mask_channel_length=8 is too long for hidden_size=16"),
         (dict(extractor_conv_layers=[[16, 10, 5], [16, 3]]),
          r"extractor_conv_layers must be a list of \[dim, kernel, stride\] positive integers, got \[\[16, 10, 5\], \[16, 3\]\]"),
     ],

@@ -8,10 +8,11 @@ import torch
 from wavlm_fixtures import (TINY, expected_encoder_state, hf_config, microsoft_cfg, save_hugging_face,
                             save_microsoft, save_torchaudio, to_microsoft, torchaudio_wavlm)
 
-from espnet_dld.asr.encoder.dld_wavlm_encoder import DEFAULT_CONV_LAYERS, DLDWavLMEncoder, WavLMEncoder
+from espnet_dld.asr.encoder.dld_wavlm_encoder import DEFAULT_CONV_LAYERS, MASK_EMBEDDING, DLDWavLMEncoder, WavLMEncoder
 from espnet_dld.asr.encoder.wavlm_checkpoint import HUGGING_FACE, MICROSOFT, TORCHAUDIO, parse_conv_layers
 from espnet_dld.asr.teacher import teacher_loading_disabled
 from espnet_dld.utils.checkpoint import CheckpointError
+from espnet_dld.utils.safetensors_io import read_safetensors
 
 LARGE_LIKE = dict(TINY, extractor_mode="layer_norm", layer_norm_first=True, extractor_conv_bias=True)
 
@@ -50,21 +51,34 @@ def test_each_format_loads_back_the_same_weights(fmt, conf, tmp_path):
     encoder = DLDWavLMEncoder(1, **conf, pretrained_path=str(path))
     state = encoder.state_dict()
     expected = expected_encoder_state(model)
-    assert set(state) - set(expected) == {"num_updates"}
+    assert set(state) - set(expected) == {"num_updates", MASK_EMBEDDING}
     for k, v in expected.items():
         assert torch.equal(state[k], v), k
+    if fmt != "torchaudio":  # the pretrained mask embedding is kept for fine-tuning masks
+        assert torch.equal(state[MASK_EMBEDDING], saved_mask_embedding(path))
     fresh = DLDWavLMEncoder(1, **conf).state_dict()  # the load really changed the weights
     assert not torch.equal(fresh["encoders.0.attention.attention.in_proj_weight"],
                            state["encoders.0.attention.attention.in_proj_weight"])
     assert encoder.load_pretrained(path).format == FORMATS[fmt]
 
 
-def test_dropped_keys_are_the_pretraining_and_ctc_heads_only(tmp_path):
+def saved_mask_embedding(path):
+    if path.is_dir():
+        path = path / ("model.safetensors" if (path / "model.safetensors").exists() else "pytorch_model.bin")
+    if path.suffix == ".safetensors":
+        return read_safetensors(path)["masked_spec_embed"]
+    state = torch.load(path)
+    if "cfg" in state:
+        return state["model"]["mask_emb"]
+    return state.get("masked_spec_embed", state.get("wavlm.masked_spec_embed"))
+
+
+def test_dropped_keys_are_foreign_heads_only(tmp_path):
     model = torchaudio_wavlm()
     ms = WavLMEncoder(1, **TINY).load_pretrained(save("microsoft", tmp_path, model, TINY))
-    assert ms.dropped == ["mask_emb"]
+    assert ms.dropped == []
     hf = WavLMEncoder(1, **TINY).load_pretrained(save("hf_ctc_file", tmp_path, model, TINY))
-    assert sorted(hf.dropped) == ["lm_head.bias", "lm_head.weight", "masked_spec_embed"]
+    assert sorted(hf.dropped) == ["lm_head.bias", "lm_head.weight"]
 
 
 def test_microsoft_conv_layer_expression_is_parsed_without_eval():
