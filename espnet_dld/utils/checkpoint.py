@@ -27,16 +27,23 @@ def _listing(keys, limit: int = 10) -> str:
     return ", ".join(keys[:limit]) + more
 
 
-def read_state_dict(model_file: PathLike) -> Dict[str, torch.Tensor]:
-    """Read a ``.pth`` on the CPU; a missing, truncated or foreign file
-    raises :class:`CheckpointError` naming it."""
+def load_torch_file(model_file: PathLike) -> object:
+    """``torch.load`` on the CPU; a missing, truncated or foreign file raises
+    :class:`CheckpointError` naming it."""
     path = Path(model_file)
     if not path.is_file():
         raise CheckpointError(f"model file {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # torch raises several types for broken zips/pickles
         raise CheckpointError(f"cannot read model file {path} (truncated or not a PyTorch checkpoint): {e}") from e
+
+
+def read_state_dict(model_file: PathLike) -> Dict[str, torch.Tensor]:
+    """Read a ``.pth`` on the CPU; a missing, truncated or foreign file
+    raises :class:`CheckpointError` naming it."""
+    path = Path(model_file)
+    state = load_torch_file(path)
     if isinstance(state, dict) and "module" in state and isinstance(state["module"], dict):
         state = state["module"]  # deepspeed layout, as ESPnet accepts it
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
