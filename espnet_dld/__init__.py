@@ -1,7 +1,7 @@
 """espnet-dld: dynamic-depth ASR with Distillation-based Layer Dropping on ESPnet.
 
 ``import espnet_dld`` makes its encoders (``dld_conformer``,
-``dld_transformer``) and model (``dld``) available in ESPnet's ASR task
+``dld_transformer``, ``dld_wavlm``, ``wavlm``) and model (``dld``) available in ESPnet's ASR task
 (see :mod:`espnet_dld.registration`).
 """
 from espnet_dld.registration import register_on_espnet_import

@@ -21,3 +21,14 @@ def tiny_exp(tmp_path_factory) -> TinyExperiment:
     exp.train("ld")
     exp.train("dld")
     return exp
+
+
+@pytest.fixture(scope="session")
+def tiny_wavlm_exp(tmp_path_factory) -> TinyExperiment:
+    """The same with tiny random WavLMs: a static ``wavlm`` teacher and a
+    ``dld_wavlm`` DLD student (2 steps each), from a pretrained checkpoint file."""
+    exp = TinyExperiment(tmp_path_factory.mktemp("tiny_wavlm_exp"), encoder="wavlm")
+    exp.prepare()
+    exp.train("teacher")
+    exp.train("dld")
+    return exp

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 CHECK = "import espnet2.tasks.asr as a; print(sorted(k for k in a.encoder_choices.classes if k.startswith('dld')), " \
-        "'dld' in a.model_choices.classes)"
+        "'dld' in a.model_choices.classes, a.encoder_choices.classes.get('wavlm').__name__)"
 
 
 @pytest.mark.parametrize("order", ["espnet_dld first", "espnet first"])
@@ -14,7 +14,7 @@ def test_registered_in_espnet_asr_task(order):
     code = f"import espnet_dld; {CHECK}" if order == "espnet_dld first" else f"{CHECK.split(';')[0]}; import espnet_dld; {CHECK}"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip().splitlines()[-1] == "['dld_conformer', 'dld_transformer'] True"
+    assert r.stdout.strip().splitlines()[-1] == "['dld_conformer', 'dld_transformer', 'dld_wavlm'] True WavLMEncoder"
     if order == "espnet_dld first":
         assert "nltk_data" not in r.stderr and "Failed to import Flash" not in r.stdout
 

@@ -1,11 +1,14 @@
 """A tiny end-to-end ESPnet experiment for the tests: generated tone
 "speech", a character token list, stats collection and training through
-``espnet_dld.bin.asr_train`` exactly as a recipe calls it."""
+``espnet_dld.bin.asr_train`` exactly as a recipe calls it.  With
+``encoder="wavlm"`` the models are tiny random WavLMs on the raw waveform
+(``input_size: 1``, no feature normalisation), initialised from a
+Microsoft-format checkpoint written by ``wavlm_fixtures``."""
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import soundfile as sf
@@ -22,6 +25,20 @@ ENCODER_CONF = {
     "cnn_module_kernel": 3,
     "input_layer": "conv2d",
 }
+
+# 7 conv layers with WavLM's kernels and strides (one frame per 20 ms), 16 channels
+WAVLM_CONF = {
+    "hidden_size": 16,
+    "num_blocks": 4,
+    "attention_heads": 2,
+    "linear_units": 32,
+    "extractor_conv_layers": [[16, 10, 5]] + [[16, 3, 2]] * 4 + [[16, 2, 2]] * 2,
+    "pos_conv_kernel": 8,
+    "pos_conv_groups": 2,
+    "num_buckets": 16,
+    "max_distance": 20,
+}
+ENCODERS = {"conformer": ("conformer", "dld_conformer", ENCODER_CONF), "wavlm": ("wavlm", "dld_wavlm", WAVLM_CONF)}
 
 
 def make_corpus(root: Path, n_utts: int, seed: int) -> Path:
@@ -51,8 +68,11 @@ def make_corpus(root: Path, n_utts: int, seed: int) -> Path:
 
 
 class TinyExperiment:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, encoder: str = "conformer"):
         self.root = Path(root)
+        self.encoder = encoder
+        self.static_encoder, self.dynamic_encoder, self.encoder_conf = ENCODERS[encoder]
+        self.pretrained: Optional[Path] = None
         self.data = self.root / "corpus" / "data"
         self.token_list = self.root / "tokens.txt"
         self.stats = self.root / "stats"
@@ -63,6 +83,11 @@ class TinyExperiment:
         from espnet_dld.bin.asr_train import main
 
         make_corpus(self.root / "corpus", n_utts=8, seed=0)
+        if self.encoder == "wavlm":
+            from wavlm_fixtures import save_microsoft, torchaudio_wavlm
+
+            conf = dict(self.encoder_conf, extractor_mode="group_norm", extractor_conv_bias=False, layer_norm_first=False)
+            self.pretrained = save_microsoft(self.root / "WavLM-Tiny.pt", torchaudio_wavlm(conf), conf)
         chars = sorted({c for line in (self.data / "text").read_text().splitlines()
                         for c in line.split(maxsplit=1)[1].replace(" ", "_")})
         self.token_list.write_text("\n".join(["<blank>", "<unk>"] + chars + ["<sos/eos>"]) + "\n")
@@ -72,22 +97,28 @@ class TinyExperiment:
 
     def _data_args(self, output_dir: Path) -> List[str]:
         d = self.data
-        return [
+        if self.encoder == "wavlm":
+            features = ["--input_size", "1"]  # the raw waveform goes to the encoder
+        else:
+            features = ["--frontend_conf", "n_fft=512", "--frontend_conf", "hop_length=160", "--frontend_conf", "n_mels=20"]
+        return features + [
             "--output_dir", str(output_dir), "--ngpu", "0", "--num_workers", "0",
             "--use_preprocessor", "true", "--token_type", "char", "--token_list", str(self.token_list),
             "--train_data_path_and_name_and_type", f"{d}/wav.scp,speech,sound",
             "--train_data_path_and_name_and_type", f"{d}/text,text,text",
             "--valid_data_path_and_name_and_type", f"{d}/wav.scp,speech,sound",
             "--valid_data_path_and_name_and_type", f"{d}/text,text,text",
-            "--frontend_conf", "n_fft=512", "--frontend_conf", "hop_length=160", "--frontend_conf", "n_mels=20",
         ]
 
     def _model_args(self, kind: str) -> List[str]:
+        conf = dict(self.encoder_conf)
+        if self.pretrained is not None:
+            conf["pretrained_path"] = str(self.pretrained)
         if kind == "teacher":
-            return ["--encoder", "conformer", "--encoder_conf", yaml.safe_dump(ENCODER_CONF, default_flow_style=True).strip(),
+            return ["--encoder", self.static_encoder, "--encoder_conf", yaml.safe_dump(conf, default_flow_style=True).strip(),
                     "--model_conf", "ctc_weight=1.0"]
-        conf = dict(ENCODER_CONF, layer_drop_prob=0.5)
-        args = ["--encoder", "dld_conformer", "--encoder_conf", yaml.safe_dump(conf, default_flow_style=True).strip(),
+        conf = dict(conf, layer_drop_prob=0.5)
+        args = ["--encoder", self.dynamic_encoder, "--encoder_conf", yaml.safe_dump(conf, default_flow_style=True).strip(),
                 "--model", "dld", "--model_conf", "ctc_weight=1.0"]
         if kind == "ld":
             return args + ["--model_conf", "kd_weight=0.0"]
@@ -97,10 +128,11 @@ class TinyExperiment:
 
     def train_args(self, kind: str, output_dir: Path) -> List[str]:
         s = self.stats
-        return self._data_args(output_dir) + self._model_args(kind) + [
+        normalize = ["--normalize", "none"] if self.encoder == "wavlm" else [
+            "--normalize", "global_mvn", "--normalize_conf", f"stats_file={s}/train/feats_stats.npz"]
+        return self._data_args(output_dir) + self._model_args(kind) + normalize + [
             "--train_shape_file", f"{s}/train/speech_shape", "--train_shape_file", f"{s}/train/text_shape",
             "--valid_shape_file", f"{s}/valid/speech_shape", "--valid_shape_file", f"{s}/valid/text_shape",
-            "--normalize", "global_mvn", "--normalize_conf", f"stats_file={s}/train/feats_stats.npz",
             "--batch_type", "folded", "--batch_size", "4", "--fold_length", "80000", "--fold_length", "150",
             "--max_epoch", "1", "--num_iters_per_epoch", "2", "--optim", "adam", "--optim_conf", "lr=0.002",
             "--num_att_plot", "0", "--seed", "0", "--keep_nbest_models", "1",

@@ -24,7 +24,9 @@ _loading_enabled = True
 @contextlib.contextmanager
 def teacher_loading_disabled() -> Iterator[None]:
     """Build DLD students without their teacher (decoding, export, packing):
-    a student decodes from its own files alone."""
+    a student decodes from its own files alone.  More generally this marks
+    a model rebuilt from trained files, whose weights replace any
+    initialisation: encoders skip their ``pretrained_path`` too."""
     global _loading_enabled
     previous, _loading_enabled = _loading_enabled, False
     try:
@@ -91,5 +93,7 @@ def check_frame_rate(student_lens: torch.Tensor, teacher_lens: torch.Tensor, tea
     raise ValueError(
         f"teacher {teacher_model} has another output frame rate than the student: for the same input it gives "
         f"{teacher_lens.tolist()} frames, the student {student_lens.tolist()} (teacher/student = {ratio:.2f}); "
-        "use a teacher with the same frontend hop and encoder subsampling (input_layer)"
+        "use a teacher with the same frontend hop and encoder subsampling (input_layer); WavLM gives 20 ms "
+        "frames, a conformer with conv2d on 10 ms fbank 40 ms, so a WavLM student needs a WavLM teacher "
+        "(docs/wavlm.md)"
     )

@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -51,6 +52,12 @@ class Speech2Text(espnet_inference.Speech2Text):
     unexpected keys raise an error listing them.  A DLD student is built
     without its teacher.  ``ctc_greedy=True`` decodes by CTC best path
     instead of ESPnet's beam search.  Any other keyword argument is ESPnet's.
+
+    One instance may serve several threads: the depth is encoder state, so
+    ``s2t(speech, depth=k)`` sets it, decodes and restores the previous
+    depth under a lock that ``set_depth`` takes too; a call never sees the
+    depth of another call.  Calls are serialised (the beam search and the
+    timing counters are per-instance state as well).
     """
 
     def __init__(
@@ -80,6 +87,7 @@ class Speech2Text(espnet_inference.Speech2Text):
             self.beam_search = CTCGreedySearch(self.asr_model.ctc, self.asr_model.sos, self.asr_model.eos,
                                                getattr(self.asr_model, "blank_id", 0))
         self.timing = DecodeTiming(self.asr_model.encoder)
+        self._lock = threading.RLock()
         self.set_depth(depth, layers)
 
     # -- depth -----------------------------------------------------------
@@ -96,7 +104,8 @@ class Speech2Text(espnet_inference.Speech2Text):
         """Decode with ``depth`` blocks (or exactly ``layers``) from now on."""
         encoder = self.asr_model.encoder
         if hasattr(encoder, "set_depth"):
-            return encoder.set_depth(depth=depth, layers=layers)
+            with self._lock:
+                return encoder.set_depth(depth=depth, layers=layers)
         if depth is None and layers is None:
             return None
         raise ValueError(
@@ -105,7 +114,29 @@ class Speech2Text(espnet_inference.Speech2Text):
         )
 
     @torch.no_grad()
-    def __call__(self, speech: Union[torch.Tensor, np.ndarray]):
+    def __call__(
+        self,
+        speech: Union[torch.Tensor, np.ndarray],
+        depth: Optional[int] = None,
+        layers: Optional[Sequence[int]] = None,
+    ):
+        """Decode ``speech``; ``depth``/``layers`` apply to this call only
+        (the instance's depth is restored afterwards), so threads decoding at
+        different depths do not race on the encoder's depth.  Neither given:
+        the instance's depth (``set_depth``); all blocks: ``depth=num_layers``."""
+        with self._lock:
+            if depth is None and layers is None:
+                return self._decode(speech)
+            previous = self.active_layers
+            if previous == list(range(self.num_layers or 0)):
+                previous = None  # all blocks
+            self.set_depth(depth, layers)
+            try:
+                return self._decode(speech)
+            finally:
+                self.set_depth(layers=previous)
+
+    def _decode(self, speech: Union[torch.Tensor, np.ndarray]):
         start = time.perf_counter()
         try:
             return super().__call__(speech)

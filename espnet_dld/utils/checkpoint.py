@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -27,16 +27,23 @@ def _listing(keys, limit: int = 10) -> str:
     return ", ".join(keys[:limit]) + more
 
 
-def read_state_dict(model_file: PathLike) -> Dict[str, torch.Tensor]:
-    """Read a ``.pth`` on the CPU; a missing, truncated or foreign file
-    raises :class:`CheckpointError` naming it."""
+def load_torch_file(model_file: PathLike) -> object:
+    """``torch.load`` on the CPU; a missing, truncated or foreign file raises
+    :class:`CheckpointError` naming it."""
     path = Path(model_file)
     if not path.is_file():
         raise CheckpointError(f"model file {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # torch raises several types for broken zips/pickles
         raise CheckpointError(f"cannot read model file {path} (truncated or not a PyTorch checkpoint): {e}") from e
+
+
+def read_state_dict(model_file: PathLike) -> Dict[str, torch.Tensor]:
+    """Read a ``.pth`` on the CPU; a missing, truncated or foreign file
+    raises :class:`CheckpointError` naming it."""
+    path = Path(model_file)
+    state = load_torch_file(path)
     if isinstance(state, dict) and "module" in state and isinstance(state["module"], dict):
         state = state["module"]  # deepspeed layout, as ESPnet accepts it
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -44,16 +51,16 @@ def read_state_dict(model_file: PathLike) -> Dict[str, torch.Tensor]:
     return state
 
 
-def load_state_dict_strict(model: torch.nn.Module, model_file: PathLike) -> None:
-    """Load ``model_file`` into ``model``; every key must match in name and shape."""
-    state = read_state_dict(model_file)
-    expected = model.state_dict()
+def state_dict_mismatch(expected: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor]) -> List[str]:
+    """What keeps ``state`` from loading strictly into a model whose state
+    dict is ``expected``: lines naming missing, unexpected and mis-shaped
+    keys (empty when it fits)."""
     missing = set(expected) - set(state)
     unexpected = set(state) - set(expected)
     wrong_shape = [
         f"{k} (file {tuple(state[k].shape)}, model {tuple(expected[k].shape)})"
         for k in sorted(set(state) & set(expected))
-        if state[k].shape != expected[k].shape
+        if getattr(state[k], "shape", None) != expected[k].shape
     ]
     problems = []
     if missing:
@@ -62,6 +69,13 @@ def load_state_dict_strict(model: torch.nn.Module, model_file: PathLike) -> None
         problems.append(f"unexpected keys: {_listing(unexpected)}")
     if wrong_shape:
         problems.append(f"shape mismatch: {_listing(wrong_shape, 5)}")
+    return problems
+
+
+def load_state_dict_strict(model: torch.nn.Module, model_file: PathLike) -> None:
+    """Load ``model_file`` into ``model``; every key must match in name and shape."""
+    state = read_state_dict(model_file)
+    problems = state_dict_mismatch(model.state_dict(), state)
     if problems:
         raise CheckpointError(
             f"model file {model_file} does not match the model built from its config "

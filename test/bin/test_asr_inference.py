@@ -148,3 +148,29 @@ def test_ctc_greedy_is_best_path_decoding(tiny_exp):
     assert token_int == expected
     assert token == s2t.converter.ids2tokens(expected)
     assert float(hyp.score) < 0
+
+
+def test_wavlm_student_decodes_at_several_depths_without_its_pretrained_file(tiny_wavlm_exp, tmp_path):
+    cfg, pth = files(tiny_wavlm_exp.exps["dld"])
+    moved = tmp_path / "WavLM-Tiny.pt"
+    tiny_wavlm_exp.pretrained.rename(moved)  # decoding reads the model's own weights only
+    try:
+        s2t = Speech2Text(cfg, pth, depth=1, ctc_greedy=True, device="cpu")
+        speech = wave(tiny_wavlm_exp, 1)
+        x = torch.tensor(speech, dtype=torch.float32)[None]
+        n = torch.tensor([x.shape[1]])
+        encoded, hyps = {}, {}
+        for depth, layers in ((1, [3]), (2, [1, 3]), (4, [0, 1, 2, 3])):
+            assert s2t.set_depth(depth) == layers == s2t.active_layers
+            hyps[depth] = s2t(speech)[0][2]
+            assert s2t.asr_model.encoder.last_active_layers == layers
+            with torch.no_grad():
+                encoded[depth] = s2t.asr_model.encode(x, n)[0]
+        assert encoded[1].shape == encoded[4].shape and encoded[4].shape[1] == (x.shape[1] - 80) // 320
+        assert not torch.allclose(encoded[1], encoded[4]) and not torch.allclose(encoded[2], encoded[4])
+        fresh = Speech2Text(cfg, pth, depth=2, ctc_greedy=True, device="cpu")
+        assert fresh(speech)[0][2] == hyps[2]
+        with pytest.raises(ValueError, match="valid depths are 1..4"):
+            s2t.set_depth(5)
+    finally:
+        moved.rename(tiny_wavlm_exp.pretrained)

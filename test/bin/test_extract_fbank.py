@@ -151,3 +151,20 @@ def test_refuses_fbank_input(tmp_path, capsys):
     (raw / "feats_type").write_text("fbank\n")
     assert main(["--in_dir", str(raw), "--out_dir", str(tmp_path / "o")]) == 1
     assert "feats_type is 'fbank', expected 'raw'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["missing", "garbage"])
+def test_unreadable_audio_in_a_worker_process_is_named(tmp_path, capsys, kind):
+    """With --nj 2 the error comes from a worker process and still names the
+    utterance and its file."""
+    raw = _raw_dir(tmp_path)
+    bad = raw / "wavs" / "b-1.wav"
+    if kind == "missing":
+        bad.unlink()
+    else:
+        bad.write_bytes(b"not audio at all" * 20)
+    out = tmp_path / "out"
+    assert main(["--in_dir", str(raw), "--out_dir", str(out), "--nj", "2"]) == 1
+    err = capsys.readouterr().err
+    assert f"utterance 'b-1': {bad}: cannot read audio" in err
+    assert not (out / "feats.scp").exists()

@@ -85,10 +85,11 @@ Usage: $0 --train_set <name> --valid_set <name> --test_sets "<names>" \\
 Stages:
   1  local/data.sh: Kaldi-style data dirs under data/
   2  speed perturbation of the training set (if --speed_perturb_factors)
-  3  audio formatting (feats_type raw) or fbank extraction (feats_type fbank) into ${dumpdir}/
+  3  audio formatting (feats_type raw) or fbank extraction (feats_type fbank) into ${dumpdir}/;
+     bad audio stops the run with a list, or is dropped (--drop_bad_utts true) and listed in ${expdir}/bad_utts/
   4  filtering: too short/long utterances, empty transcripts
   5  token list (sentencepiece BPE or characters)
-  10 collect feature statistics and shapes
+  10 collect feature statistics and shapes; transcripts too long for CTC leave the shape files
   11 teacher training
   12 student training: LD baseline and/or DLD student (--students)
   13 decoding at every depth in --depths, and scoring (WER/CER)
@@ -135,6 +136,13 @@ done
 for d in ${depths}; do
     [[ "$d" =~ ^[1-9][0-9]*$ ]] || die "--depths takes positive integers, got '$d'"
 done
+if [ -n "${depths}" ] && [ -n "${student_config}" ]; then
+    _n=$(${python} -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['encoder_conf']['num_blocks'])" \
+        "${student_config}") || die "cannot read encoder_conf.num_blocks from --student_config ${student_config}"
+    for d in ${depths}; do
+        [ "$d" -le "${_n}" ] || die "--depths ${d} is out of range: --student_config ${student_config} has num_blocks ${_n}, valid depths are 1..${_n}"
+    done
+fi
 
 [ -n "${report_dir}" ] || report_dir=${expdir}/report${exp_suffix}
 token_tag=${token_type}; [ "${token_type}" = bpe ] && token_tag=bpe_${bpemode}${nbpe}
@@ -211,7 +219,16 @@ if run_stage 3; then
             log "${dumpdir}/raw/${_out} exists, skipping"
         else
             ${python} -m espnet_dld.bin.format_audio --in_dir "data/${d}" --out_dir "${dumpdir}/raw/${_out}" \
-                --fs "${fs}" --drop_bad_utts "${drop_bad_utts}"
+                --fs "${fs}" --drop_bad_utts "${drop_bad_utts}" \
+                || die "bad audio in data/${d} (listed above and in ${dumpdir}/raw/${_out}/bad_utts.txt); fix it, or rerun with --drop_bad_utts true"
+            _bad=${dumpdir}/raw/${_out}/bad_utts.txt
+            if [ -s "${_bad}" ]; then
+                mkdir -p "${expdir}/bad_utts"
+                cp "${_bad}" "${expdir}/bad_utts/${d}.txt.tmp" && mv "${expdir}/bad_utts/${d}.txt.tmp" "${expdir}/bad_utts/${d}.txt"
+                log "dropped $(wc -l < "${_bad}") bad utterance(s) of ${d}: listed in ${expdir}/bad_utts/${d}.txt"
+            else
+                rm -f "${expdir}/bad_utts/${d}.txt"
+            fi
             touch "${dumpdir}/raw/${_out}/.done"
         fi
         if [ "${feats_type}" = fbank ]; then
@@ -279,8 +296,18 @@ if run_stage 10; then
         for j in $(seq "${_nj}"); do _dirs+=" --input_dir ${_logdir}/stats.${j}"; done
         # shellcheck disable=SC2086
         ${python} -m espnet2.bin.aggregate_stats_dirs ${_dirs} --output_dir "${stats_dir}"
+        _configs="--config ${teacher_config}"
+        [ -z "${student_config}" ] || _configs+=" --config ${student_config}"
         for s in train valid; do
             mv "${stats_dir}/${s}/text_shape" "${stats_dir}/${s}/text_shape.${token_type}"
+            if [ "$s" = train ]; then _d=${train_sp}; else _d=${valid_set}; fi
+            # transcripts longer than the encoder output allows for CTC leave the shape files (and so training)
+            # shellcheck disable=SC2086
+            ${python} -m espnet_dld.bin.filter_ctc_lengths --speech_shape "${stats_dir}/${s}/speech_shape" \
+                --text_shape "${stats_dir}/${s}/text_shape.${token_type}" --text "${data_feats}/${_d}/text" \
+                ${_configs} --token_type "${token_type}" --token_list "${token_list}" \
+                $([ "${token_type}" = bpe ] && echo "--bpemodel ${bpemodel}") \
+                || die "checking the transcript lengths of ${_d} failed (see above)"
         done
         touch "${stats_dir}/.done"
     fi

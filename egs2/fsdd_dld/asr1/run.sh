@@ -2,7 +2,12 @@
 # fsdd_dld: real speech.  Connected digits from the Free Spoken Digit Dataset
 # (6 speakers; 4 train, 1 dev, 1 test speaker), character CTC, 6-block
 # conformer teacher, LD and DLD students decoded at every depth.
+#
+# --encoder wavlm trains a tiny randomly initialised WavLM teacher and
+# students instead (see utils/select_encoder.sh); not meant to be accurate.
 set -euo pipefail
+
+. ./utils/select_encoder.sh  # --encoder conformer|wavlm -> model_opts
 
 ./dld.sh \
     --train_set train \
@@ -11,8 +16,7 @@ set -euo pipefail
     --feats_type raw \
     --fs 16000 \
     --token_type char \
-    --teacher_config conf/train_teacher.yaml \
-    --student_config conf/train_student.yaml \
+    "${model_opts[@]}" \
     --inference_config conf/decode_ctc_greedy.yaml \
     --student_init teacher \
     --inference_nj 2 \

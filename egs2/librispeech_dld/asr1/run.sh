@@ -5,11 +5,45 @@
 #   ./run.sh --teacher_config conf/train_teacher_hybrid.yaml \
 #            --student_config conf/train_student_hybrid.yaml \
 #            --inference_config conf/decode_hybrid_beam.yaml --exp_suffix _hybrid
+# WavLM Base+ (the paper's second model family; docs/wavlm.md), from a local
+# pretrained checkpoint (WAVLM_CHECKPOINT in db.sh, or --wavlm_checkpoint):
+#   ./run.sh --encoder wavlm --wavlm_checkpoint /data/WavLM-Base+.pt
+# It trains into exp/wavlm/ with conf/train_{teacher,student}_wavlm.yaml.
 set -euo pipefail
+
+. ./db.sh
+encoder=conformer                         # conformer | wavlm
+wavlm_checkpoint=${WAVLM_CHECKPOINT:-}    # --encoder wavlm only
+teacher_args="" student_args=""
+args=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --encoder|--wavlm_checkpoint|--teacher_args|--student_args)
+            [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 1; }
+            declare "${1#--}=$2"; shift 2;;
+        *) args+=("$1"); shift;;
+    esac
+done
+case ${encoder} in
+    conformer) model_opts=(--teacher_config conf/train_teacher.yaml --student_config conf/train_student.yaml) ;;
+    wavlm)
+        if [ ! -e "${wavlm_checkpoint}" ]; then
+            echo "$0: --encoder wavlm needs a local pretrained WavLM checkpoint; '${wavlm_checkpoint}' does not exist." >&2
+            echo "Set WAVLM_CHECKPOINT in db.sh or pass --wavlm_checkpoint (WavLM-Base+.pt or a" >&2
+            echo "microsoft/wavlm-base-plus folder); docs/wavlm.md says where to get one." >&2
+            exit 1
+        fi
+        wavlm_checkpoint=$(cd "$(dirname "${wavlm_checkpoint}")" && pwd)/$(basename "${wavlm_checkpoint}")
+        teacher_args="--encoder_conf pretrained_path=${wavlm_checkpoint} ${teacher_args}"
+        student_args="--encoder_conf pretrained_path=${wavlm_checkpoint} ${student_args}"
+        model_opts=(--teacher_config conf/train_teacher_wavlm.yaml --student_config conf/train_student_wavlm.yaml
+                    --feats_normalize none --expdir exp/wavlm) ;;
+    *) echo "$0: --encoder must be conformer or wavlm, got '${encoder}'" >&2; exit 1 ;;
+esac
 
 train_set=train_clean_100
 data_train=train-clean-100
-if [[ " $* " == *" train_960 "* ]]; then train_set=train_960; data_train=train_960; fi
+if [[ " ${args[*]+${args[*]}} " == *" train_960 "* ]]; then train_set=train_960; data_train=train_960; fi
 
 ./dld.sh \
     --train_set "${train_set}" \
@@ -25,7 +59,8 @@ if [[ " $* " == *" train_960 "* ]]; then train_set=train_960; data_train=train_9
     --ngpu 1 \
     --nj 16 \
     --inference_nj 16 \
-    --teacher_config conf/train_teacher.yaml \
-    --student_config conf/train_student.yaml \
+    "${model_opts[@]}" \
+    --teacher_args "${teacher_args}" \
+    --student_args "${student_args}" \
     --inference_config conf/decode_ctc_greedy.yaml \
-    "$@"
+    ${args[@]+"${args[@]}"}

@@ -4,7 +4,12 @@
 # decoding at every depth, a report and a model-zoo package; about 20 minutes
 # on 2 CPU cores.  Any dld.sh option can be added, e.g.
 #   ./run.sh --stage 10 --stop_stage 13
+#
+# --encoder wavlm trains a tiny randomly initialised WavLM teacher and
+# students instead (see utils/select_encoder.sh); not meant to be accurate.
 set -euo pipefail
+
+. ./utils/select_encoder.sh  # --encoder conformer|wavlm -> model_opts
 
 ./dld.sh \
     --train_set train \
@@ -13,8 +18,7 @@ set -euo pipefail
     --feats_type raw \
     --fs 16000 \
     --token_type char \
-    --teacher_config conf/train_teacher.yaml \
-    --student_config conf/train_student.yaml \
+    "${model_opts[@]}" \
     --inference_config conf/decode_ctc_greedy.yaml \
     --student_init teacher \
     --inference_nj 2 \

@@ -1,5 +1,5 @@
-"""Both dynamic encoders against ESPnet's static ones: equivalence, skipping,
-gradients, options."""
+"""Every dynamic encoder against its static counterpart (ESPnet's, or the
+static ``wavlm``): equivalence, skipping, gradients, options."""
 import pytest
 import torch
 from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
@@ -8,24 +8,32 @@ from espnet2.utils.get_default_kwargs import get_default_kwargs
 
 from espnet_dld.asr.encoder.dld_conformer_encoder import DLDConformerEncoder
 from espnet_dld.asr.encoder.dld_transformer_encoder import DLDTransformerEncoder
+from espnet_dld.asr.encoder.dld_wavlm_encoder import DLDWavLMEncoder, WavLMEncoder
 
 SMALL = dict(output_size=16, attention_heads=2, linear_units=32, num_blocks=4, input_layer="conv2d")
 PAIRS = {
     "conformer": (DLDConformerEncoder, ConformerEncoder, dict(SMALL, cnn_module_kernel=3)),
     "transformer": (DLDTransformerEncoder, TransformerEncoder, dict(SMALL)),
+    "wavlm": (DLDWavLMEncoder, WavLMEncoder, dict(
+        hidden_size=16, attention_heads=2, linear_units=32, num_blocks=4, extractor_conv_layers=[[16, 10, 5], [16, 3, 2], [16, 2, 2]],
+        pos_conv_kernel=8, pos_conv_groups=2, num_buckets=16, max_distance=20, freeze_feature_extractor=False)),
 }
+INPUT_SIZE = {"conformer": 20, "transformer": 20, "wavlm": 1}
 
 
 def build(kind, n_blocks=4, **extra):
     dyn_cls, ref_cls, conf = PAIRS[kind]
     conf = dict(conf, num_blocks=n_blocks)
-    dyn = dyn_cls(20, **conf, **extra)
-    ref = ref_cls(20, **conf)
+    dyn = dyn_cls(INPUT_SIZE[kind], **conf, **extra)
+    ref = ref_cls(INPUT_SIZE[kind], **conf)
     return dyn, ref, conf
 
 
-def inputs(seed=0):
+def inputs(kind="conformer", seed=0):
+    """Fbank-like features (60 frames), or for WavLM 0.25 s of waveform (~50 frames)."""
     g = torch.Generator().manual_seed(seed)
+    if kind == "wavlm":
+        return torch.randn(2, 4000, generator=g), torch.tensor([4000, 3000])
     return torch.randn(2, 60, 20, generator=g), torch.tensor([60, 45])
 
 
@@ -35,7 +43,7 @@ def test_full_depth_eval_equals_espnet_encoder(kind):
     assert list(dyn.state_dict()) == list(ref.state_dict())  # ESPnet's parameter names
     ref.load_state_dict(dyn.state_dict())
     dyn.eval(), ref.eval()
-    x, lens = inputs()
+    x, lens = inputs(kind)
     (a, alen, _), (b, blen, _) = dyn(x, lens), ref(x, lens)
     assert torch.equal(alen, blen)
     assert torch.allclose(a, b, atol=1e-6)
@@ -45,7 +53,7 @@ def test_full_depth_eval_equals_espnet_encoder(kind):
 def test_depth_k_equals_static_encoder_built_from_the_kept_blocks(kind):
     dyn, _, conf = build(kind, n_blocks=4)
     keep = [1, 3]
-    small = PAIRS[kind][1](20, **dict(conf, num_blocks=len(keep)))
+    small = PAIRS[kind][1](INPUT_SIZE[kind], **dict(conf, num_blocks=len(keep)))
     state = {}
     for k, v in dyn.state_dict().items():
         if k.startswith("encoders."):
@@ -54,10 +62,14 @@ def test_depth_k_equals_static_encoder_built_from_the_kept_blocks(kind):
                 continue
             k = k.replace(f"encoders.{idx}.", f"encoders.{keep.index(idx)}.", 1)
         state[k] = v
+    for k in set(small.state_dict()) - set(state):
+        # WavLM: the relative position table lives in block 0 and serves every block
+        assert kind == "wavlm" and k == "encoders.0.attention.rel_attn_embed.weight", k
+        state[k] = dyn.state_dict()[k]
     small.load_state_dict(state)
     dyn.eval(), small.eval()
     dyn.set_depth(layers=keep)
-    x, lens = inputs(1)
+    x, lens = inputs(kind, 1)
     assert torch.allclose(dyn(x, lens)[0], small(x, lens)[0], atol=1e-6)
 
 
@@ -72,7 +84,7 @@ def _count_calls(encoder):
 def test_dropped_blocks_are_not_executed(kind):
     dyn, _, _ = build(kind, n_blocks=6)
     calls = _count_calls(dyn)
-    x, lens = inputs()
+    x, lens = inputs(kind)
     dyn.eval()
     dyn.set_depth(2)
     dyn(x, lens)
@@ -92,7 +104,7 @@ def test_dropped_blocks_get_no_gradient(kind):
     dyn, _, _ = build(kind, n_blocks=4)
     dyn.train()
     dyn.encoders.gate.sample = lambda: [0, 2]
-    x, lens = inputs()
+    x, lens = inputs(kind)
     dyn(x, lens)[0].sum().backward()
     for i, block in enumerate(dyn.encoders.blocks()):
         grads = [p.grad for p in block.parameters()]
@@ -103,18 +115,19 @@ def test_dropped_blocks_get_no_gradient(kind):
             assert all(g is None for g in grads)
 
 
-def test_keep_final_norm_applies_dropped_block_norm():
-    dyn, _, _ = build("conformer", keep_final_norm_when_dropped=True)
-    plain, _, _ = build("conformer")
+@pytest.mark.parametrize("kind", ["conformer", "wavlm"])  # blocks that end with a LayerNorm
+def test_keep_final_norm_applies_dropped_block_norm(kind):
+    dyn, _, _ = build(kind, keep_final_norm_when_dropped=True)
+    plain, _, _ = build(kind)
     plain.load_state_dict(dyn.state_dict())
     for enc in (dyn, plain):
         enc.eval()
         enc.set_depth(layers=[3])
     with torch.no_grad():
         for block in dyn.encoders.blocks()[:3]:  # make the dropped blocks' norms visible
-            block.norm_final.weight.fill_(2.0)
+            dyn.final_norm_of(block).weight.fill_(2.0)
         plain.load_state_dict(dyn.state_dict())
-    x, lens = inputs()
+    x, lens = inputs(kind)
     assert not torch.allclose(dyn(x, lens)[0], plain(x, lens)[0])
     calls = _count_calls(dyn)
     dyn(x, lens)
@@ -126,6 +139,8 @@ def test_keep_final_norm_refused_without_a_final_norm():
         build("transformer", keep_final_norm_when_dropped=True)  # pre-norm blocks: no final norm
     dyn, _, _ = build("transformer", keep_final_norm_when_dropped=True, normalize_before=False)
     assert dyn.num_layers == 4
+    with pytest.raises(ValueError, match="keep_final_norm_when_dropped"):
+        build("wavlm", keep_final_norm_when_dropped=True, layer_norm_first=True)  # WavLM Large: pre-norm
 
 
 @pytest.mark.parametrize("kind", PAIRS)
@@ -134,7 +149,7 @@ def test_espnet_layer_drop_rate_is_refused(kind):
         build(kind, layer_drop_rate=0.2)
 
 
-@pytest.mark.parametrize("kind", PAIRS)
+@pytest.mark.parametrize("kind", ["conformer", "transformer"])  # ESPnet's interctc_layer_idx
 def test_intermediate_ctc_keeps_working_with_dropped_blocks(kind):
     dyn, _, _ = build(kind, n_blocks=4, interctc_layer_idx=[2])
     dyn.train()
