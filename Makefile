@@ -15,5 +15,12 @@ demo: install
 test: install
 	$(VENV_PY) -m pytest -q
 
+# The benchmarks of the README's Results on the embedded corpus (about 1 h on
+# 2 cores); the FSDD figures: the commands under "Reproducing" in the README.
+MINI := egs2/mini_dld/asr1
 bench: install
 	$(VENV_PY) bench/encoder_depth.py --json bench/results/encoder_depth.json
+	$(VENV_PY) bench/accuracy_depth.py --recipe $(MINI) --seeds 0 1 2 --run --json bench/results/accuracy_mini_dld.json
+	$(VENV_PY) bench/training_cost.py --recipe $(MINI) --seeds 0 1 2 --threads 1 --json bench/results/training_cost_mini_dld.json
+	$(VENV_PY) bench/decode_cost.py --model $(MINI)/exp/asr_dld_seed0/asr_model_dld.zip \
+		--wav_scp $(MINI)/dump/raw/test/wav.scp --max_utts 40 --json bench/results/decode_cost_mini_dld.json

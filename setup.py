@@ -23,6 +23,8 @@ install_requires = [
     "scipy>=1.10",
     # eSpeak NG library and voices for the embedded synthetic corpus (mini_dld)
     "espeakng-loader>=0.2.4,<0.3",
+    # Hugging Face WavLM checkpoint folders (model.safetensors)
+    "safetensors>=0.4",
     "PyYAML>=6.0",
     "tqdm>=4.60",
     # ESPnet's trainer needs these at start-up (its 'train' extra pins an old

@@ -3,7 +3,9 @@
 
 One recipe run trains one teacher; the LD and DLD students are trained once
 per seed (``--student_args "--seed S"``) into ``exp/asr_{ld,dld}<tag>_seed<S>``
-and each seed gets its own report (``exp/report<tag>_seed<S>/results.json``).
+and each seed gets its own report (``exp/report<tag>_seed<S>/results.json``)
+and packed DLD model (``exp/asr_dld<tag>_seed<S>/asr_model_dld.zip``, which
+``decode_cost.py`` times).
 This script runs what is missing through the recipe's ``run.sh`` (stages are
 idempotent, so finished seeds cost a few seconds) and aggregates the reports:
 mean, sample standard deviation, min and max over seeds at every depth, the
@@ -57,7 +59,7 @@ def run_recipe(recipe: Path, seeds: List[int], tag: str, run_args: str, ld_tag: 
     steps = [["./run.sh", "--stage", "1", "--stop_stage", "11", *extra]]
     for seed in seeds:
         steps.append([
-            "./run.sh", "--stage", "12", "--stop_stage", "14", "--exp_suffix", suffix(tag, seed),
+            "./run.sh", "--stage", "12", "--stop_stage", "15", "--exp_suffix", suffix(tag, seed),
             *merge_student_args(extra, f"--seed {seed}"),
         ])
     for i, cmd in enumerate(steps):

@@ -6,11 +6,11 @@ out here from the formats' documentation, independently of the reader in
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 from typing import Dict
 
 import torch
+from safetensors.torch import save_file
 from torchaudio.models import wavlm_model
 
 # encoder_conf of a tiny WavLM (same option names as the encoder)
@@ -77,15 +77,7 @@ def hf_config(conf: Dict = TINY) -> Dict:
 
 
 def write_safetensors(path: Path, state: Dict[str, torch.Tensor]) -> None:
-    """The safetensors layout: u64 header size, JSON header, raw little-endian bytes."""
-    header, blobs, offset = {}, [], 0
-    for name, t in state.items():
-        data = t.contiguous().to(torch.float32).numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    head = json.dumps(header).encode()
-    path.write_bytes(struct.pack("<Q", len(head)) + head + b"".join(blobs))
+    save_file({k: t.contiguous() for k, t in state.items()}, str(path))
 
 
 def save_hugging_face(folder: Path, model: torch.nn.Module, conf: Dict = TINY, safetensors: bool = False,

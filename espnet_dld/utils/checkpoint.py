@@ -39,6 +39,21 @@ def load_torch_file(model_file: PathLike) -> object:
         raise CheckpointError(f"cannot read model file {path} (truncated or not a PyTorch checkpoint): {e}") from e
 
 
+def load_safetensors_file(path: PathLike) -> Dict[str, torch.Tensor]:
+    """All tensors of a ``.safetensors`` file on the CPU (Hugging Face's
+    weights format); a truncated or foreign file raises
+    :class:`CheckpointError` naming it."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model file {path} does not exist")
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as e:  # SafetensorError, OSError, ...
+        raise CheckpointError(f"cannot read {path} (truncated or not a safetensors file): {e}") from e
+
+
 def read_state_dict(model_file: PathLike) -> Dict[str, torch.Tensor]:
     """Read a ``.pth`` on the CPU; a missing, truncated or foreign file
     raises :class:`CheckpointError` naming it."""

@@ -22,8 +22,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 
-from espnet_dld.utils.checkpoint import CheckpointError, load_torch_file
-from espnet_dld.utils.safetensors_io import read_safetensors
+from espnet_dld.utils.checkpoint import CheckpointError, load_safetensors_file, load_torch_file
 
 PathLike = Union[str, Path]
 
@@ -222,7 +221,7 @@ def _read_hf_folder(folder: Path) -> WavLMCheckpoint:
     if not weights:
         raise CheckpointError(f"{folder} holds neither model.safetensors nor pytorch_model.bin")
     if weights[0].suffix == ".safetensors":
-        state = read_safetensors(weights[0])
+        state = load_safetensors_file(weights[0])
     else:
         state = _tensors_only(load_torch_file(weights[0]), weights[0])
     pre_file = folder / "preprocessor_config.json"
@@ -248,7 +247,7 @@ def read_wavlm_checkpoint(path: PathLike) -> WavLMCheckpoint:
     if path.is_dir():
         return _read_hf_folder(path)
     if path.suffix == ".safetensors":
-        state = read_safetensors(path)
+        state = load_safetensors_file(path)
     else:
         state = load_torch_file(path)
     if isinstance(state, dict) and "model" in state and "cfg" in state:
