@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import soundfile as sf
@@ -145,3 +145,17 @@ class TinyExperiment:
         main(self.train_args(kind, out))
         self.exps[kind] = out
         return out
+
+    def batch(self, n: int = 3) -> Tuple:
+        """The first ``n`` utterances as a padded model batch:
+        ``(speech, speech_lengths, text, text_lengths)``."""
+        import torch
+
+        lines = (self.data / "wav.scp").read_text().splitlines()[:n]
+        texts = dict(line.split(maxsplit=1) for line in (self.data / "text").read_text().splitlines())
+        waves = [torch.tensor(sf.read(line.split()[1])[0], dtype=torch.float32) for line in lines]
+        tokens = self.token_list.read_text().split()
+        ids = [torch.tensor([tokens.index(c) for c in texts[line.split()[0]].replace(" ", "_")]) for line in lines]
+        speech = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)
+        text = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=-1)
+        return speech, torch.tensor([len(w) for w in waves]), text, torch.tensor([len(i) for i in ids])

@@ -16,19 +16,6 @@ def student_args(tiny_exp, **model_conf):
     return argparse.Namespace(**args)
 
 
-def batch(tiny_exp, n=3):
-    import soundfile as sf
-
-    lines = (tiny_exp.data / "wav.scp").read_text().splitlines()[:n]
-    texts = dict(l.split(maxsplit=1) for l in (tiny_exp.data / "text").read_text().splitlines())
-    waves = [torch.tensor(sf.read(l.split()[1])[0], dtype=torch.float32) for l in lines]
-    tokens = tiny_exp.token_list.read_text().split()
-    ids = [torch.tensor([tokens.index(c) for c in texts[l.split()[0]].replace(" ", "_")]) for l in lines]
-    speech = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)
-    text = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=-1)
-    return speech, torch.tensor([len(w) for w in waves]), text, torch.tensor([len(i) for i in ids])
-
-
 @pytest.fixture()
 def student(tiny_exp):
     return ASRTask.build_model(student_args(tiny_exp))
@@ -50,7 +37,7 @@ def test_training_step_changes_student_not_teacher(student, tiny_exp):
     before = copy.deepcopy(student.teacher.state_dict())
     opt = torch.optim.SGD(student.parameters(), lr=0.1)
     student.train()
-    loss, stats, weight = student(*batch(tiny_exp))
+    loss, stats, weight = student(*tiny_exp.batch())
     assert {"loss_kd", "loss_ctc", "n_active_layers", "loss"} <= set(stats)
     assert stats["loss"].item() == pytest.approx(stats["loss_ctc"].item() + stats["loss_kd"].item(), rel=1e-5)
     assert 1 <= stats["n_active_layers"].item() <= 4
@@ -64,7 +51,7 @@ def test_training_step_changes_student_not_teacher(student, tiny_exp):
 def test_kd_is_zero_for_a_student_equal_to_its_teacher_and_positive_at_lower_depth(student, tiny_exp):
     student.load_state_dict(student.teacher.state_dict())  # same architecture and key names
     student.eval()
-    speech, lens, _, _ = batch(tiny_exp)
+    speech, lens, _, _ = tiny_exp.batch()
     with torch.no_grad():
         enc, enc_lens = student.encode(speech, lens)
         assert student.kd_loss(speech, lens, enc, enc_lens).item() == pytest.approx(0.0, abs=1e-6)
@@ -87,7 +74,7 @@ def test_teacher_with_another_frame_rate_is_refused(student, tiny_exp):
     student.set_teacher(ASRTask.build_model(targs), "teacher_conv2d6")
     student.train()
     with pytest.raises(ValueError, match="teacher_conv2d6 has another output frame rate"):
-        student(*batch(tiny_exp))
+        student(*tiny_exp.batch())
 
 
 @pytest.mark.parametrize(
@@ -112,7 +99,7 @@ def test_ld_baseline_has_no_teacher_and_no_kd_term(tiny_exp):
     model = ASRTask.build_model(args)
     assert model.teacher is None and model.kd_weight == 0.0
     model.train()
-    _, stats, _ = model(*batch(tiny_exp))
+    _, stats, _ = model(*tiny_exp.batch())
     assert "loss_kd" not in stats and stats["loss"].item() == pytest.approx(stats["loss_ctc"].item())
 
 
@@ -122,7 +109,7 @@ def test_hybrid_ctc_attention_student_distils_its_ctc_branch(tiny_exp):
     args.decoder_conf = {"attention_heads": 2, "linear_units": 32, "num_blocks": 1}
     model = ASRTask.build_model(args)
     model.train()
-    loss, stats, _ = model(*batch(tiny_exp))
+    loss, stats, _ = model(*tiny_exp.batch())
     assert stats["loss_att"] is not None and stats["loss_kd"].item() > 0
     expected = 0.5 * stats["loss_ctc"] + 0.5 * stats["loss_att"] + stats["loss_kd"]
     assert stats["loss"].item() == pytest.approx(expected.item(), rel=1e-5)

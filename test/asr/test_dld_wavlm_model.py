@@ -5,7 +5,6 @@ import argparse
 import copy
 
 import pytest
-import soundfile as sf
 import torch
 import yaml
 
@@ -16,17 +15,6 @@ from espnet_dld.tasks.asr import ASRTask
 
 def config(exp, kind):
     return yaml.safe_load((exp.exps[kind] / "config.yaml").read_text())
-
-
-def batch(exp, n=3):
-    lines = (exp.data / "wav.scp").read_text().splitlines()[:n]
-    texts = dict(l.split(maxsplit=1) for l in (exp.data / "text").read_text().splitlines())
-    waves = [torch.tensor(sf.read(l.split()[1])[0], dtype=torch.float32) for l in lines]
-    tokens = exp.token_list.read_text().split()
-    ids = [torch.tensor([tokens.index(c) for c in texts[l.split()[0]].replace(" ", "_")]) for l in lines]
-    speech = torch.nn.utils.rnn.pad_sequence(waves, batch_first=True)
-    text = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=-1)
-    return speech, torch.tensor([len(w) for w in waves]), text, torch.tensor([len(i) for i in ids])
 
 
 @pytest.fixture()
@@ -50,7 +38,7 @@ def test_dld_training_step_with_wavlm_teacher_and_student(student, tiny_wavlm_ex
     opt = torch.optim.SGD(student.parameters(), lr=0.1)
     student.train()
     torch.manual_seed(0)
-    loss, stats, _ = student(*batch(tiny_wavlm_exp))
+    loss, stats, _ = student(*tiny_wavlm_exp.batch())
     assert stats["loss"].item() == pytest.approx(stats["loss_ctc"].item() + stats["loss_kd"].item(), rel=1e-5)
     assert stats["loss_kd"].item() > 0 and 1 <= stats["n_active_layers"].item() <= 4
     loss.backward()
@@ -69,7 +57,7 @@ def test_dld_training_step_with_wavlm_teacher_and_student(student, tiny_wavlm_ex
 def test_kd_is_zero_when_the_student_has_the_teachers_weights(student, tiny_wavlm_exp):
     student.load_state_dict(student.teacher.state_dict())  # wavlm and dld_wavlm share parameter names
     student.eval()
-    speech, lens, _, _ = batch(tiny_wavlm_exp)
+    speech, lens, _, _ = tiny_wavlm_exp.batch()
     with torch.no_grad():
         enc, enc_lens = student.encode(speech, lens)
         assert student.kd_loss(speech, lens, enc, enc_lens).item() == pytest.approx(0.0, abs=1e-6)
@@ -90,7 +78,7 @@ def test_conformer_teacher_with_wavlm_student_is_refused_for_its_frame_rate(stud
     student.set_teacher(ASRTask.build_model(targs), "conformer_teacher")
     student.train()
     with pytest.raises(ValueError, match=r"conformer_teacher has another output frame rate.*teacher/student = 0.5"):
-        student(*batch(tiny_wavlm_exp))
+        student(*tiny_wavlm_exp.batch())
 
 
 def test_teacher_loads_without_its_pretrained_checkpoint(tiny_wavlm_exp, tmp_path):

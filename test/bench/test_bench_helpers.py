@@ -1,0 +1,96 @@
+"""The parts of the benchmarks that turn logs and reports into numbers."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import accuracy_depth  # noqa: E402
+import training_cost  # noqa: E402
+
+LINE = ("[vm] 2026-11-26 21:49:56,356 (trainer:394) INFO: {e}epoch results: [train] iter_time=0.009, "
+        "loss_ctc=58.408, train_time={step}, time={t}, total_count=75, [valid] loss_ctc=13.468, "
+        "cer_ctc={cer}, loss_att=nan, loss=13.468, time=1.5 seconds, total_count=10")
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("23.14 seconds", 23.14), ("1 minute and 47.33 seconds", 107.33), ("2 minutes", 120.0),
+    ("1 hour, 2 minutes and 3.5 seconds", 3723.5),
+])
+def test_espnet_durations(text, seconds):
+    assert training_cost.seconds(text) == pytest.approx(seconds)
+
+
+def test_unreadable_duration_is_an_error():
+    with pytest.raises(ValueError, match="cannot read duration 'soon'"):
+        training_cost.seconds("soon")
+
+
+def write_log(path, rows):
+    path.write_text("\n".join(LINE.format(e=e, step=s, t=t, cer=c) for e, s, t, c in rows) + "\n")
+    return path
+
+
+def test_epochs_time_to_target_and_resumed_runs(tmp_path):
+    log = write_log(tmp_path / "train.log", [
+        (1, 0.3, "20 seconds", 0.20), (2, 0.3, "20 seconds", 0.15),
+        (2, 0.3, "30 seconds", 0.12),  # resumed: epoch 2 logged again, the last one counts
+        (3, 0.3, "1 minute and 0.0 seconds", 0.10),
+    ])
+    epochs = training_cost.read_epochs(log)
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    assert epochs[1]["train_seconds"] == 30.0 and epochs[1]["valid_cer"] == 0.12
+    assert training_cost.time_to(epochs, 0.12) == {"epochs": 2, "seconds": pytest.approx(20 + 1.5 + 30 + 1.5)}
+    assert training_cost.time_to(epochs, 0.05) is None
+
+
+def test_log_without_epochs_is_named(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text("nothing here\n")
+    with pytest.raises(SystemExit, match="train.log: no 'Nepoch results' lines"):
+        training_cost.read_epochs(log)
+
+
+def report(wers_ld, wers_dld, teacher):
+    res = {"teacher": {"3": {"wer": teacher}},
+           "ld": {str(d + 1): {"wer": w} for d, w in enumerate(wers_ld)},
+           "dld": {str(d + 1): {"wer": w} for d, w in enumerate(wers_dld)}}
+    return {"num_blocks": 4, "test_sets": {"test": {"results": res}}}
+
+
+def test_aggregate_over_seeds_and_targets():
+    reports = [report([90, 50, 30, 20], [80, 45, 29, 20], 19.5),
+               report([92, 52, 32, 22], [78, 47, 31, 20], 19.5)]
+    agg = accuracy_depth.aggregate(reports, [0, 1])
+    entry = agg["test_sets"]["test"]
+    assert entry["ld"][1]["mean"] == 91 and entry["ld"][1]["std"] == pytest.approx(2 ** 0.5)
+    assert entry["dld"][1]["min"] == 78 and entry["dld"][1]["max"] == 80
+    t = entry["targets"]
+    assert t["dld_le_ld_every_depth"]["met"]
+    assert t["low_depths_10pct"]["depths"] == [1] and t["low_depths_10pct"]["met"]  # 79 vs 91: 13 % lower
+    # full depth: DLD 20 <= LD 21 and within 5 % of the teacher's 19.5
+    assert t["full_depth"]["met"] and t["full_depth"]["rel_to_teacher"] == pytest.approx(0.0256, abs=1e-4)
+
+
+def test_full_depth_target_needs_both_conditions():
+    met = accuracy_depth.aggregate([report([90, 50, 30, 21], [80, 45, 29, 20], 19.5)], [0])
+    assert met["test_sets"]["test"]["targets"]["full_depth"]["met"]
+    worse_than_ld = accuracy_depth.aggregate([report([90, 50, 30, 19], [80, 45, 29, 20], 19.5)], [0])
+    assert not worse_than_ld["test_sets"]["test"]["targets"]["full_depth"]["met"]
+
+
+def test_missing_depth_or_report_is_named(tmp_path):
+    broken = report([90, 50, 30, 20], [80, 45, 29, 20], 19.5)
+    del broken["test_sets"]["test"]["results"]["dld"]["2"]
+    with pytest.raises(SystemExit, match="dld at depth 2 is not decoded"):
+        accuracy_depth.aggregate([broken], [0])
+    with pytest.raises(SystemExit, match="report_seed3/results.json is missing"):
+        accuracy_depth.load_reports(tmp_path, [3], "")
+
+
+def test_seed_is_added_to_the_student_args():
+    assert accuracy_depth.merge_student_args([], "--seed 1") == ["--student_args", "--seed 1"]
+    assert accuracy_depth.merge_student_args(["--student_args", "--model_conf x=1", "--stage", "3"], "--seed 2") == \
+        ["--student_args", "--model_conf x=1 --seed 2", "--stage", "3"]
