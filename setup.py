@@ -52,6 +52,7 @@ setup(
         "console_scripts": [
             "dld_asr_train=espnet_dld.bin.asr_train:main",
             "dld_asr_inference=espnet_dld.bin.asr_inference:main",
+            "dld_export_depth=espnet_dld.bin.export_depth:main",
         ]
     },
 )

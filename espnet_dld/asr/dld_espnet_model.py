@@ -146,9 +146,7 @@ class DLDESPnetASRModel(ESPnetASRModel):
         return ctc_kd_loss(s_logits, t_logits, encoder_out_lens, self.kd_temperature, self.kd_normalize)
 
 
-extend_signature(
-    DLDESPnetASRModel,
-    ESPnetASRModel,
-    DLDESPnetASRModel.__init__,
-    ["teacher_config", "teacher_model", "kd_weight", "kd_temperature", "kd_normalize"],
-)
+#: the model_conf options DLD adds to ESPnet's model (training-only: distillation)
+DLD_OPTIONS = ("teacher_config", "teacher_model", "kd_weight", "kd_temperature", "kd_normalize")
+
+extend_signature(DLDESPnetASRModel, ESPnetASRModel, DLDESPnetASRModel.__init__, list(DLD_OPTIONS))
