@@ -9,7 +9,8 @@ from espnet2.asr.espnet_model import ESPnetASRModel
 from espnet2.torch_utils.device_funcs import force_gatherable
 
 from espnet_dld.asr.kd_loss import KD_NORMALIZE, ctc_kd_loss
-from espnet_dld.asr.teacher import check_frame_rate, check_token_lists, load_teacher, teacher_loading_enabled
+from espnet_dld.asr.teacher import check_frame_rate, check_token_lists, load_teacher
+from espnet_dld.utils.trained_model import is_rebuilding_trained_model
 from espnet_dld.utils.signature import extend_signature
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class DLDESPnetASRModel(ESPnetASRModel):
         object.__setattr__(self, "_teacher", None)  # deliberately not a submodule
         if teacher_model is not None and kd_weight == 0:
             logger.warning("model_conf.kd_weight is 0: teacher %s is not loaded", teacher_model)
-        elif teacher_model is not None and teacher_loading_enabled():
+        elif teacher_model is not None and not is_rebuilding_trained_model():
             self.set_teacher(load_teacher(teacher_config, teacher_model), teacher_model)
 
     # -- teacher -----------------------------------------------------------

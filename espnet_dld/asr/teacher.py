@@ -7,36 +7,16 @@ checked before training does anything with it.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 
 from espnet_dld.utils.checkpoint import build_model_strict
+from espnet_dld.utils.trained_model import rebuilding_trained_model
 
 logger = logging.getLogger(__name__)
-
-_loading_enabled = True
-
-
-@contextlib.contextmanager
-def teacher_loading_disabled() -> Iterator[None]:
-    """Build DLD students without their teacher (decoding, export, packing):
-    a student decodes from its own files alone.  More generally this marks
-    a model rebuilt from trained files, whose weights replace any
-    initialisation: encoders skip their ``pretrained_path`` too."""
-    global _loading_enabled
-    previous, _loading_enabled = _loading_enabled, False
-    try:
-        yield
-    finally:
-        _loading_enabled = previous
-
-
-def teacher_loading_enabled() -> bool:
-    return _loading_enabled
 
 
 def load_teacher(teacher_config: Optional[str], teacher_model: Optional[str]) -> torch.nn.Module:
@@ -59,7 +39,7 @@ def load_teacher(teacher_config: Optional[str], teacher_model: Optional[str]) ->
             )
         files = unpack_model(teacher_model)
         teacher_config, teacher_model = files["asr_train_config"], files["asr_model_file"]
-    with teacher_loading_disabled():  # a DLD student used as a teacher brings no teacher of its own
+    with rebuilding_trained_model():  # a DLD student used as a teacher brings no teacher of its own
         teacher, _ = build_model_strict(ASRTask, teacher_config, teacher_model, "cpu")
     teacher.eval()
     for p in teacher.parameters():

@@ -34,7 +34,7 @@ with quiet_espnet_imports():
     from espnet2.utils.types import str2bool
 
 from espnet_dld.asr.ctc_greedy_search import CTCGreedySearch  # noqa: E402
-from espnet_dld.asr.teacher import teacher_loading_disabled  # noqa: E402
+from espnet_dld.utils.trained_model import rebuilding_trained_model  # noqa: E402
 from espnet_dld.utils.checkpoint import load_state_dict_strict  # noqa: E402
 from espnet_dld.utils.model_zoo import unpack_model  # noqa: E402
 
@@ -77,7 +77,7 @@ class Speech2Text(espnet_inference.Speech2Text):
             if asr_model_file is None:
                 raise ValueError("give asr_train_config, asr_model_file, or both")
             asr_train_config = Path(asr_model_file).parent / "config.yaml"
-        with teacher_loading_disabled():
+        with rebuilding_trained_model():
             super().__init__(asr_train_config=asr_train_config, asr_model_file=None, **kwargs)
         if asr_model_file is not None:
             load_state_dict_strict(self.asr_model, asr_model_file)

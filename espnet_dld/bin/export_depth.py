@@ -42,7 +42,7 @@ with quiet_espnet_imports():
 
 from espnet_dld.asr.dld_espnet_model import DLD_OPTIONS  # noqa: E402
 from espnet_dld.asr.encoder.layer_gating import DynamicDepthMixin  # noqa: E402
-from espnet_dld.asr.teacher import teacher_loading_disabled  # noqa: E402
+from espnet_dld.utils.trained_model import rebuilding_trained_model  # noqa: E402
 from espnet_dld.utils.checkpoint import build_model_strict, load_state_dict_strict  # noqa: E402
 from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging  # noqa: E402
 from espnet_dld.utils.model_zoo import unpack_model  # noqa: E402
@@ -261,7 +261,7 @@ def export_depth(
         if not Path(value).is_file():
             raise FileNotFoundError(f"config {config_path}: {option} names {value}, which does not exist")
 
-    with teacher_loading_disabled():
+    with rebuilding_trained_model():
         dynamic, _ = build_model_strict(ASRTask, config_path, model_path)
     chosen = dynamic.encoder.set_depth(depth=depth, layers=layers)
     num_layers = dynamic.encoder.num_layers

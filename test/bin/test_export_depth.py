@@ -170,11 +170,11 @@ def _variant(tiny_exp, folder: Path, encoder_conf: dict, random_weights: bool = 
     folder.mkdir()
     (folder / "config.yaml").write_text(yaml.safe_dump(conf))
     if random_weights:
-        from espnet_dld.asr.teacher import teacher_loading_disabled
+        from espnet_dld.utils.trained_model import rebuilding_trained_model
         from espnet_dld.tasks.asr import ASRTask
 
         torch.manual_seed(0)
-        with teacher_loading_disabled():
+        with rebuilding_trained_model():
             model, _ = ASRTask.build_model_from_file(folder / "config.yaml", None, "cpu")
         torch.save(model.state_dict(), folder / "1epoch.pth")
     else:

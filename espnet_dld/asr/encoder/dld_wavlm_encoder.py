@@ -23,7 +23,7 @@ from torchaudio.models.wav2vec2.components import EncoderLayer, MaskGenerator
 
 from espnet_dld.asr.encoder.layer_gating import DynamicDepthMixin, dynamic_encoder_signature
 from espnet_dld.asr.encoder.wavlm_checkpoint import WavLMCheckpoint, read_wavlm_checkpoint
-from espnet_dld.asr.teacher import teacher_loading_enabled
+from espnet_dld.utils.trained_model import is_rebuilding_trained_model
 from espnet_dld.utils.checkpoint import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -216,7 +216,7 @@ class WavLMEncoder(AbsEncoder):
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
         self.pretrained_path = pretrained_path
         if pretrained_path is not None:
-            if teacher_loading_enabled():
+            if not is_rebuilding_trained_model():
                 self.load_pretrained(pretrained_path)
             else:
                 logger.info("pretrained_path %s not read: the model's own trained weights are loaded", pretrained_path)

@@ -10,7 +10,7 @@ from wavlm_fixtures import (TINY, expected_encoder_state, hf_config, microsoft_c
 
 from espnet_dld.asr.encoder.dld_wavlm_encoder import DEFAULT_CONV_LAYERS, MASK_EMBEDDING, DLDWavLMEncoder, WavLMEncoder
 from espnet_dld.asr.encoder.wavlm_checkpoint import HUGGING_FACE, MICROSOFT, TORCHAUDIO, parse_conv_layers
-from espnet_dld.asr.teacher import teacher_loading_disabled
+from espnet_dld.utils.trained_model import rebuilding_trained_model
 from espnet_dld.utils.checkpoint import CheckpointError
 from espnet_dld.utils.checkpoint import load_safetensors_file
 
@@ -90,7 +90,7 @@ def test_microsoft_conv_layer_expression_is_parsed_without_eval():
 
 def test_rebuilding_a_trained_model_does_not_read_the_pretrained_file(tmp_path):
     missing = tmp_path / "gone" / "WavLM-Base+.pt"
-    with teacher_loading_disabled():
+    with rebuilding_trained_model():
         encoder = WavLMEncoder(1, **TINY, pretrained_path=str(missing))
     assert encoder.pretrained_path == str(missing)
     with pytest.raises(CheckpointError, match=re.escape(str(missing)) + " does not exist.*docs/wavlm.md"):
