@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -23,6 +23,12 @@ import_espnet_quietly()
 import espnet2.tasks.asr as espnet_asr  # noqa: E402
 from espnet2.train.trainer import Trainer  # noqa: E402
 
+from espnet_dld.asr.teacher_cache import (  # noqa: E402
+    CACHE_DATA_NAMES,
+    TeacherCacheError,
+    check_cache_covers,
+    data_options,
+)
 from espnet_dld.data.atomic import write_text_atomic  # noqa: E402
 from espnet_dld.registration import register  # noqa: E402
 from espnet_dld.utils.checkpoint import CheckpointError, state_dict_mismatch  # noqa: E402
@@ -87,10 +93,23 @@ def explain_resume_failure(checkpoint: Path, model: torch.nn.Module, error: Exce
 
 class ASRTask(espnet_asr.ASRTask):
     """``espnet2.tasks.asr.ASRTask`` with ``dld_conformer``, ``dld_transformer``
-    and the ``dld`` model available, and resuming that explains a checkpoint
-    that does not fit; otherwise identical."""
+    and the ``dld`` model available, the teacher-posterior cache as optional
+    inputs, and resuming that explains a checkpoint that does not fit;
+    otherwise identical."""
 
     trainer = ResumeCheckingTrainer
+
+    @classmethod
+    def optional_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
+        return tuple(super().optional_data_names(train, inference)) + CACHE_DATA_NAMES
+
+    @classmethod
+    def build_model(cls, args: argparse.Namespace):
+        model = super().build_model(args)
+        cache = getattr(model, "teacher_cache", None)
+        if cache is not None and not getattr(args, "collect_stats", False):
+            check_cache_fits_training(args, cache)
+        return model
 
     @classmethod
     def main_worker(cls, args: argparse.Namespace) -> None:
@@ -110,3 +129,37 @@ class ASRTask(espnet_asr.ASRTask):
             if previous is not None:
                 write_text_atomic(config, previous)
             raise
+
+
+def check_cache_fits_training(args: argparse.Namespace, cache: str) -> None:
+    """Before the first step: the train and valid data read the posteriors of
+    ``cache``, every utterance training will see has them, and nothing
+    changes the teacher's input from one epoch to the next."""
+    conf = getattr(args, "preprocessor_conf", None) or {}
+    augmentation = [name for name in ("rir_scp", "noise_scp") if getattr(args, name, None)]
+    augmentation += [f"preprocessor_conf.{k}" for k in ("data_aug_effects",) if conf.get(k)]
+    if augmentation:
+        raise TeacherCacheError(
+            f"model_conf.teacher_cache={cache} with on-the-fly augmentation ({', '.join(augmentation)}): the "
+            "teacher's input changes every epoch, so stored posteriors would be wrong; train with the online "
+            "teacher (model_conf.teacher_model) or augment offline"
+        )
+    for mode in ("train", "valid"):
+        entries = {name: path for path, name, *_ in getattr(args, f"{mode}_data_path_and_name_and_type") or []}
+        missing = [name for name in CACHE_DATA_NAMES if name not in entries]
+        if missing:
+            raise TeacherCacheError(
+                f"model_conf.teacher_cache={cache}, but the {mode} data has no {', '.join(missing)}: add "
+                f"{' '.join(data_options(cache, '<set>', mode))}"
+            )
+        shape_files = getattr(args, f"{mode}_shape_file") or []
+        keys = ([line.split(maxsplit=1)[0] for line in Path(shape_files[0]).read_text(encoding="utf-8").splitlines()
+                 if line.strip()] if shape_files else [])
+        for name in CACHE_DATA_NAMES:
+            scp = Path(entries[name])
+            if scp.resolve().parent.parent != Path(cache).resolve():
+                raise TeacherCacheError(
+                    f"--{mode}_data_path_and_name_and_type reads {name} from {scp}, which is not in "
+                    f"model_conf.teacher_cache={cache} (expected {cache}/<set>/{scp.name})"
+                )
+            check_cache_covers(scp, keys, f"the {mode} set ({shape_files[0] if shape_files else 'no shape file'})")

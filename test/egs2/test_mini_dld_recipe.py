@@ -2,11 +2,13 @@
 packed model in a fresh process, then reruns that must change nothing."""
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from recipe_copy import copy_recipe, run_recipe
 
@@ -111,3 +113,33 @@ def test_fbank_features_through_training_and_decoding(tmp_path):
     assert "input_size: 80" in conf and "frontend: null" in conf
     for depth in (1, 6):
         assert (recipe / f"exp/asr_dld/decode_ctc_greedy/test/depth{depth}/score/score.json").is_file()
+
+
+def test_cached_teacher_posteriors_train_the_dld_student(mini):
+    """--teacher_posteriors cached: the teacher's posteriors are dumped once
+    and the DLD student trains from them through ESPnet's data loader."""
+    recipe, _ = mini
+    args = TINY + ["--stage", "12", "--stop_stage", "12", "--students", "dld", "--teacher_posteriors", "cached",
+                   "--teacher_topk", "4", "--exp_suffix", "_cached"]
+    r = run_recipe(recipe, args)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    cache = Path("dump/teacher_posteriors/asr_teacher_top4_T1.0")
+    for d in ("train", "dev"):
+        stats = yaml.safe_load((recipe / cache / d / "stats.yaml").read_text())
+        shapes = (recipe / "exp/asr_stats_raw_char" / ("valid" if d == "dev" else "train") / "speech_shape")
+        assert stats["utterances"] == len((recipe / "dump/raw" / d / "wav.scp").read_text().splitlines())
+        assert stats["utterances"] >= len(shapes.read_text().splitlines()) and stats["bytes_per_frame"] == 16
+    conf = yaml.safe_load((recipe / "exp/asr_dld_cached/config.yaml").read_text())
+    assert conf["model_conf"]["teacher_cache"] == str(cache)
+    assert [str(cache / "train/prob.scp"), "teacher_topk_prob", "kaldi_ark"] in conf["train_data_path_and_name_and_type"]
+    assert [str(cache / "dev/idx.scp"), "teacher_topk_idx", "kaldi_ark"] in conf["valid_data_path_and_name_and_type"]
+    log = (recipe / "exp/asr_dld_cached/train.log").read_text()
+    assert "teacher posteriors from the cache" in log and re.search(r"1epoch results: .*loss_kd=[0-9.]+", log)
+    # a rerun keeps the cache; another temperature into the same cache dir name cannot happen (it is in the name)
+    ark = recipe / cache / "train" / "prob.ark"
+    before = ark.stat().st_mtime_ns
+    r = run_recipe(recipe, args)
+    assert r.returncode == 0 and "complete, kept" in r.stdout + r.stderr
+    assert ark.stat().st_mtime_ns == before
+    r = run_recipe(recipe, TINY + ["--teacher_posteriors", "offline"], timeout=120)
+    assert r.returncode != 0 and "--teacher_posteriors must be online or cached, got 'offline'" in r.stdout + r.stderr

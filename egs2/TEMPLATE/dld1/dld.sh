@@ -63,6 +63,9 @@ teacher_args=           # extra asr_train options for the teacher
 student_args=           # extra asr_train options for both students
 students="ld dld"       # which students to train: ld (kd_weight 0, no teacher) and/or dld
 kd_weight=1.0           # DLD's KL weight (model_conf.kd_weight)
+kd_temperature=         # DLD's KL temperature (model_conf.kd_temperature); empty: the student config's
+teacher_posteriors=online  # online: run the teacher every step | cached: dump its top-k posteriors once, train from them
+teacher_topk=8          # tokens per frame kept in the teacher-posterior cache
 student_init=scratch    # scratch | teacher (--init_param from the teacher's weights)
 feats_normalize=global_mvn
 
@@ -91,7 +94,8 @@ Stages:
   5  token list (sentencepiece BPE or characters)
   10 collect feature statistics and shapes; transcripts too long for CTC leave the shape files
   11 teacher training
-  12 student training: LD baseline and/or DLD student (--students)
+  12 student training: LD baseline and/or DLD student (--students); with --teacher_posteriors cached the
+     teacher's top-k CTC posteriors are first dumped to ${dumpdir}/teacher_posteriors/ (once)
   13 decoding at every depth in --depths, and scoring (WER/CER)
   14 report: RESULTS.md and a WER/RTF-against-depth plot
   15 pack the DLD student for the ESPnet model zoo
@@ -107,7 +111,9 @@ Options (default in brackets):
   --min_wav_duration (${min_wav_duration}) --max_wav_duration (${max_wav_duration}) --drop_bad_utts (${drop_bad_utts})
   --token_type bpe|char (${token_type}) --nbpe (${nbpe}) --bpemode (${bpemode})
   --teacher_config --student_config --teacher_args --student_args
-  --students (${students}) --kd_weight (${kd_weight}) --student_init scratch|teacher (${student_init})
+  --students (${students}) --kd_weight (${kd_weight}) --kd_temperature (student config)
+  --teacher_posteriors online|cached (${teacher_posteriors}) --teacher_topk (${teacher_topk})
+  --student_init scratch|teacher (${student_init})
   --inference_config --inference_args --inference_asr_model (${inference_asr_model})
   --depths "1 2 ..." (all) --report_dir (${expdir}/report${exp_suffix})
   --skip_upload_hf (${skip_upload_hf}) --hf_repo (${hf_repo})
@@ -127,6 +133,10 @@ log "$0 $*"
 case ${feats_type} in raw|fbank) ;; *) die "--feats_type must be raw or fbank, got '${feats_type}'";; esac
 case ${token_type} in bpe|char) ;; *) die "--token_type must be bpe or char, got '${token_type}'";; esac
 case ${student_init} in scratch|teacher) ;; *) die "--student_init must be scratch or teacher, got '${student_init}'";; esac
+case ${teacher_posteriors} in online|cached) ;; *) die "--teacher_posteriors must be online or cached, got '${teacher_posteriors}'";; esac
+[[ "${teacher_topk}" =~ ^[1-9][0-9]*$ ]] || die "--teacher_topk takes a positive integer, got '${teacher_topk}'"
+[ -z "${kd_temperature}" ] || [[ "${kd_temperature}" =~ ^[0-9]*\.?[0-9]+$ ]] \
+    || die "--kd_temperature takes a positive number, got '${kd_temperature}'"
 for s in ${students}; do
     case $s in ld|dld) ;; *) die "--students takes ld and/or dld, got '$s'";; esac
 done
@@ -337,6 +347,30 @@ train_model() {  # train_model EXP_DIR CONFIG EXTRA_OPTS...
     require "${exp}/${inference_asr_model}" "training finished without ${inference_asr_model}; check best_model_criterion in ${config}"
 }
 
+cache_temperature=${kd_temperature:-$([ -z "${student_config}" ] || ${python} -c "import yaml,sys; \
+print(float((yaml.safe_load(open(sys.argv[1])).get('model_conf') or {}).get('kd_temperature', 1.0)))" "${student_config}")}
+teacher_cache=${dumpdir}/teacher_posteriors/$(basename "${teacher_exp}")_top${teacher_topk}_T${cache_temperature}
+
+dump_teacher_posteriors() {  # the teacher's top-k posteriors on the train and valid sets, once
+    local d
+    for d in ${train_sp} ${valid_set}; do
+        ${python} -m espnet_dld.bin.dump_teacher_posteriors --teacher_config "${teacher_exp}/config.yaml" \
+            --teacher_model "${teacher_exp}/${inference_asr_model}" \
+            --data_path_and_name_and_type "${data_feats}/${d}/${_scp},speech,${_type}" \
+            --cache_dir "${teacher_cache}" --name "${d}" --topk "${teacher_topk}" --temperature "${cache_temperature}" \
+            --ngpu "$([ "${ngpu}" -gt 0 ] && echo 1 || echo 0)" \
+            || die "dumping the teacher's posteriors of ${d} into ${teacher_cache} failed (see above)"
+    done
+}
+
+cache_data_opts() {  # the cached posteriors as two more train/valid inputs
+    local n
+    for n in prob:teacher_topk_prob idx:teacher_topk_idx; do
+        echo "--train_data_path_and_name_and_type ${teacher_cache}/${train_sp}/${n%%:*}.scp,${n#*:},kaldi_ark"
+        echo "--valid_data_path_and_name_and_type ${teacher_cache}/${valid_set}/${n%%:*}.scp,${n#*:},kaldi_ark"
+    done
+}
+
 if run_stage 11; then
     log "Stage 11: teacher training: ${teacher_exp}"
     [ -n "${teacher_config}" ] || die "--teacher_config is required for stage 11"
@@ -360,13 +394,20 @@ if run_stage 12; then
             train_model "${expdir}/asr_ld${exp_suffix}" "${student_config}" ${init_opts} \
                 --model_conf kd_weight=0.0 ${student_args}
         else
-            log "Stage 12: DLD student (teacher ${teacher_exp}, kd_weight ${kd_weight}): ${expdir}/asr_dld${exp_suffix}"
+            log "Stage 12: DLD student (teacher ${teacher_exp}, kd_weight ${kd_weight}, ${teacher_posteriors} teacher posteriors): ${expdir}/asr_dld${exp_suffix}"
             require "${teacher_exp}/${inference_asr_model}" "run stage 11 first: DLD needs the teacher"
+            kd_opts=""
+            [ -z "${kd_temperature}" ] || kd_opts+=" --model_conf kd_temperature=${kd_temperature}"
+            if [ "${teacher_posteriors}" = cached ]; then
+                dump_teacher_posteriors
+                kd_opts+=" --model_conf teacher_cache=${teacher_cache} --model_conf kd_temperature=${cache_temperature}"
+                kd_opts+=" $(cache_data_opts)"
+            fi
             # shellcheck disable=SC2086
             train_model "${expdir}/asr_dld${exp_suffix}" "${student_config}" ${init_opts} \
                 --model_conf "teacher_config=${teacher_exp}/config.yaml" \
                 --model_conf "teacher_model=${teacher_exp}/${inference_asr_model}" \
-                --model_conf "kd_weight=${kd_weight}" ${student_args}
+                --model_conf "kd_weight=${kd_weight}" ${kd_opts} ${student_args}
         fi
     done
 fi
