@@ -53,6 +53,7 @@ setup(
             "dld_asr_train=espnet_dld.bin.asr_train:main",
             "dld_asr_inference=espnet_dld.bin.asr_inference:main",
             "dld_export_depth=espnet_dld.bin.export_depth:main",
+            "dld_depth_profile=espnet_dld.bin.depth_profile:main",
         ]
     },
 )
