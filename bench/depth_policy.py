@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))  # this checkout's espnet_dld, also in the subproc
 
 POLICIES = ("uniform", "first", "profile")
 MODEL_FILE = "valid.loss.ave.pth"
+PROGRESS = "depth_policy: "  # the worker's progress lines, among ESPnet's warnings
 
 
 # -- recipe --------------------------------------------------------------------
@@ -140,7 +141,7 @@ def decode_worker(job: Dict) -> Dict:
                 "utterances": len(utts),
                 "wer": {p: {k: wer[tuple(choice[p][k])] for k in range(1, n + 1)} for p in job["policies"]},
             }
-            print(f"  {name}: {len(utts)} utterances x {len(subsets)} block subsets decoded", file=sys.stderr)
+            print(f"{PROGRESS}{name}: {len(utts)} utterances x {len(subsets)} block subsets decoded", file=sys.stderr)
     return out
 
 
@@ -160,7 +161,7 @@ def decode_model(recipe: Path, exp: Path, profile: Path, test_sets: Dict, polici
                        env=env(), capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"decoding {exp} failed:\n{r.stderr[-3000:]}")
-    sys.stdout.write("".join(line + "\n" for line in r.stderr.splitlines() if line.startswith("  ")))
+    sys.stdout.write("".join(f"  {line[len(PROGRESS):]}\n" for line in r.stderr.splitlines() if line.startswith(PROGRESS)))
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -228,7 +229,7 @@ def plot(panels: List[Tuple[str, Dict, List[str]]], path: Path) -> None:
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("encoder depth (blocks)")
         ax.set_ylabel("WER (%)")
-        ax.set_ylim(0, min(100, max(entry[p][depths[0]]["max"] for p in policies) + 5))
+        ax.set_ylim(0, max(entry[p][d]["max"] + entry[p][d]["std"] for p in policies for d in depths) + 5)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
