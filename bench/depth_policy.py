@@ -74,7 +74,8 @@ def data_dir(recipe: Path, feats_type: str, name: str) -> Tuple[Path, str, str]:
 
 def env() -> Dict[str, str]:
     """Subprocesses import this checkout's espnet_dld."""
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    paths = [str(REPO)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
 
 
 def ensure_profile(recipe: Path, exp: Path, valid: Tuple[Path, str, str], criterion: str) -> Path:
@@ -161,7 +162,8 @@ def decode_model(recipe: Path, exp: Path, profile: Path, test_sets: Dict, polici
                        env=env(), capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"decoding {exp} failed:\n{r.stderr[-3000:]}")
-    sys.stdout.write("".join(f"  {line[len(PROGRESS):]}\n" for line in r.stderr.splitlines() if line.startswith(PROGRESS)))
+    progress = [line[len(PROGRESS):] for line in r.stderr.splitlines() if line.startswith(PROGRESS)]
+    sys.stdout.write("".join(f"  {line}\n" for line in progress))
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 

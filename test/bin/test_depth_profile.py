@@ -143,7 +143,8 @@ def test_inference_cli_records_the_policy(tiny_exp, tmp_path):
     stats = {(run, k): json.loads((tmp_path / run / f"depth{k}" / "decode_stats.json").read_text())
              for run in "pu" for k in (1, 2)}
     assert [stats["p", k]["active_layers"] for k in (1, 2)] == [HAND[1], HAND[2]]
-    assert stats["p", 2]["depth_policy"] == "profile" and stats["p", 2]["depth_profile"] == str(pth.parent / "depth_profile.yaml")
+    assert stats["p", 2]["depth_policy"] == "profile"
+    assert stats["p", 2]["depth_profile"] == str(pth.parent / "depth_profile.yaml")
     assert [stats["u", k]["active_layers"] for k in (1, 2)] == [[3], [1, 3]]
     assert stats["u", 1]["depth_policy"] == "uniform" and stats["u", 1]["depth_profile"] is None
 
@@ -192,7 +193,8 @@ def test_cli_refusals_name_the_problem(tiny_exp, tmp_path, capsys):
     assert f"the dev set {empty} is empty" in capsys.readouterr().err
 
     assert main(["--asr_model_file", str(pth), "--text", str(tmp_path / "none")] + data_args(tiny_exp)[:2]) == 1
-    assert f"the text file {tmp_path / 'none'} (--data_path_and_name_and_type) does not exist" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"the text file {tmp_path / 'none'} (--data_path_and_name_and_type) does not exist" in err
     assert main(["--asr_model_file", str(pth)] + data_args(tiny_exp)[:2]) == 1
     assert "give exactly one text file" in capsys.readouterr().err
     assert main(["--asr_model_file", str(tmp_path / "gone.pth")] + data_args(tiny_exp)) == 1
