@@ -54,6 +54,7 @@ setup(
             "dld_asr_inference=espnet_dld.bin.asr_inference:main",
             "dld_export_depth=espnet_dld.bin.export_depth:main",
             "dld_dump_teacher_posteriors=espnet_dld.bin.dump_teacher_posteriors:main",
+            "dld_depth_profile=espnet_dld.bin.depth_profile:main",
         ]
     },
 )

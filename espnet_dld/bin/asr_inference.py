@@ -4,12 +4,18 @@
 
 ``python -m espnet_dld.bin.asr_inference`` takes every option of
 ``espnet2.bin.asr_inference`` and ``--depth K [K ...]`` (or
-``--depth_layers``).  All depths are decoded by one process with one loaded
+``--depth_layers``), ``--depth_policy`` and ``--depth_profile``.  All depths are decoded by one process with one loaded
 model, each into ``<output_dir>/depth<K>/`` (``--depth_layers`` into
 ``<output_dir>/layers<i-j-...>/``); without either option the full model
 decodes into ``<output_dir>`` itself, as with ESPnet.  Next to the usual
-``1best_recog/`` files, ``decode_stats.json`` records the blocks that ran and
-the decoding and encoder time, for real-time factors.
+``1best_recog/`` files, ``decode_stats.json`` records the blocks that ran,
+the depth policy that chose them and the decoding and encoder time, for
+real-time factors.
+
+A depth profile (``depth_profile.yaml``, measured by
+``espnet_dld.bin.depth_profile``) beside the model file, or given with
+``--depth_profile``, is used by default: the blocks of depth k are then
+``profile[k]`` (policy ``profile``); ``--depth_policy`` overrides.
 """
 from __future__ import annotations
 
@@ -34,6 +40,8 @@ with quiet_espnet_imports():
     from espnet2.utils.types import str2bool
 
 from espnet_dld.asr.ctc_greedy_search import CTCGreedySearch  # noqa: E402
+from espnet_dld.asr.encoder.depth_profile import apply_depth_profile  # noqa: E402
+from espnet_dld.asr.encoder.layer_gating import DEPTH_POLICIES  # noqa: E402
 from espnet_dld.utils.trained_model import rebuilding_trained_model  # noqa: E402
 from espnet_dld.utils.checkpoint import load_state_dict_strict  # noqa: E402
 from espnet_dld.utils.model_zoo import unpack_model  # noqa: E402
@@ -53,6 +61,13 @@ class Speech2Text(espnet_inference.Speech2Text):
     without its teacher.  ``ctc_greedy=True`` decodes by CTC best path
     instead of ESPnet's beam search.  Any other keyword argument is ESPnet's.
 
+    Which blocks run at depth k: ``depth_profile.yaml`` beside
+    ``asr_model_file`` (a packed model that carries one unpacks it there),
+    or the file ``depth_profile`` names, makes the policy ``profile``
+    (blocks ``profile[k]``); ``depth_policy`` (``uniform``, ``first``,
+    ``profile``) overrides, and without either the encoder config's policy
+    applies.  A profile measured on another model file is refused.
+
     One instance may serve several threads: the depth is encoder state, so
     ``s2t(speech, depth=k)`` sets it, decodes and restores the previous
     depth under a lock that ``set_depth`` takes too; a call never sees the
@@ -67,6 +82,8 @@ class Speech2Text(espnet_inference.Speech2Text):
         depth: Optional[int] = None,
         layers: Optional[Sequence[int]] = None,
         ctc_greedy: bool = False,
+        depth_profile: Union[Path, str, None] = None,
+        depth_policy: Optional[str] = None,
         **kwargs: Any,
     ):
         if kwargs.get("quantize_asr_model"):
@@ -88,6 +105,9 @@ class Speech2Text(espnet_inference.Speech2Text):
                                                getattr(self.asr_model, "blank_id", 0))
         self.timing = DecodeTiming(self.asr_model.encoder)
         self._lock = threading.RLock()
+        _, self.depth_profile_path = apply_depth_profile(
+            self.asr_model.encoder, asr_model_file, depth_profile=depth_profile, depth_policy=depth_policy
+        )
         self.set_depth(depth, layers)
 
     # -- depth -----------------------------------------------------------
@@ -99,6 +119,21 @@ class Speech2Text(espnet_inference.Speech2Text):
     @property
     def active_layers(self) -> Optional[List[int]]:
         return getattr(self.asr_model.encoder, "active_layers", None)
+
+    @property
+    def depth_policy(self) -> Optional[str]:
+        """How a depth's blocks are chosen (None for a static encoder)."""
+        return getattr(self.asr_model.encoder, "depth_policy", None)
+
+    def set_depth_policy(self, depth_policy: str) -> Optional[List[int]]:
+        """Choose the blocks of a depth by ``depth_policy`` from now on (a
+        depth already set is re-chosen); returns the active blocks."""
+        encoder = self.asr_model.encoder
+        if not hasattr(encoder, "set_depth_policy"):
+            raise ValueError(f"depth_policy={depth_policy!r}: the encoder {type(encoder).__name__} of this model "
+                             "is static; depth policies need a dld_* encoder")
+        with self._lock:
+            return encoder.set_depth_policy(depth_policy)
 
     def set_depth(self, depth: Optional[int] = None, layers: Optional[Sequence[int]] = None) -> Optional[List[int]]:
         """Decode with ``depth`` blocks (or exactly ``layers``) from now on."""
@@ -221,7 +256,12 @@ _S2T_OPTIONS = (
 
 
 def inference(
-    depth: Optional[List[int]], depth_layers: Optional[List[int]], ctc_greedy: bool = False, **kwargs: Any
+    depth: Optional[List[int]],
+    depth_layers: Optional[List[int]],
+    ctc_greedy: bool = False,
+    depth_profile: Optional[str] = None,
+    depth_policy: Optional[str] = None,
+    **kwargs: Any,
 ) -> None:
     """Decode the data once per requested depth with one loaded model."""
     if depth and depth_layers:
@@ -239,6 +279,8 @@ def inference(
         device="cuda" if kwargs.get("ngpu", 0) >= 1 else "cpu",
         quantize_asr_model=kwargs.get("quantize_asr_model", False),
         ctc_greedy=ctc_greedy,
+        depth_profile=depth_profile,
+        depth_policy=depth_policy,
     )
     speech2text = Speech2Text.from_pretrained(**s2t_kwargs)
     if depth_layers:
@@ -255,11 +297,15 @@ def inference(
     for name, value, subdir in settings:
         active = speech2text.set_depth(**{name: value})
         out_dir = out_root / subdir if subdir else out_root
-        logger.info("decoding with encoder blocks %s into %s", active, out_dir)
+        policy = speech2text.depth_policy if name == "depth" and value is not None else None
+        logger.info("decoding with encoder blocks %s%s into %s", active,
+                    f" (depth policy {policy})" if policy else "", out_dir)
         speech2text.timing.reset()
         with _espnet_loop_uses(speech2text):
             espnet_inference.inference(**{**kwargs, "output_dir": str(out_dir)})
         stats = {"depth": len(active) if active else speech2text.num_layers, "active_layers": active,
+                 "depth_policy": policy,
+                 "depth_profile": str(speech2text.depth_profile_path) if policy == "profile" else None,
                  **speech2text.timing.as_dict()}
         tmp = out_dir / "decode_stats.json.tmp"
         tmp.write_text(json.dumps(stats, indent=1) + "\n")
@@ -278,6 +324,16 @@ def get_parser():
     group.add_argument(
         "--depth_layers", type=int, nargs="+", default=None,
         help="explicit 0-based indices of the encoder blocks to run",
+    )
+    group.add_argument(
+        "--depth_policy", choices=DEPTH_POLICIES, default=None,
+        help="how --depth chooses its blocks: uniform (evenly spaced, ending with the last), first, or profile "
+        "(measured per depth by espnet_dld.bin.depth_profile). Default: profile when a depth profile is found "
+        "(--depth_profile, or depth_profile.yaml beside the model file), else the encoder config's depth_policy",
+    )
+    group.add_argument(
+        "--depth_profile", type=str, default=None,
+        help="depth profile YAML (default: depth_profile.yaml beside --asr_model_file, if there is one)",
     )
     group.add_argument(
         "--ctc_greedy", type=str2bool, default=False,

@@ -7,7 +7,9 @@ for explicit blocks) writes a model-zoo package that ESPnet's own
 ``espnet2.bin.asr_inference.Speech2Text`` loads without espnet_dld: the
 ``dld_conformer``/``dld_transformer`` encoder becomes ESPnet's
 ``conformer``/``transformer`` with ``num_blocks: k`` holding the selected
-blocks (chosen as ``Speech2Text(depth=k)`` chooses them), the ``dld`` model
+blocks (chosen as ``Speech2Text(depth=k)`` chooses them: by the depth profile
+the model carries, if any, else by the encoder's ``depth_policy``;
+``--depth_policy``/``--depth_profile`` override), the ``dld`` model
 becomes ESPnet's ``espnet`` model, and everything else is unchanged.  This
 is how one depth is shipped to a device.
 
@@ -41,7 +43,8 @@ with quiet_espnet_imports():
     from espnet2.main_funcs.pack_funcs import Archiver, find_path_and_change_it_recursive, pack
 
 from espnet_dld.asr.dld_espnet_model import DLD_OPTIONS  # noqa: E402
-from espnet_dld.asr.encoder.layer_gating import DynamicDepthMixin  # noqa: E402
+from espnet_dld.asr.encoder.depth_profile import apply_depth_profile, default_profile_path  # noqa: E402
+from espnet_dld.asr.encoder.layer_gating import DEPTH_POLICIES, DynamicDepthMixin  # noqa: E402
 from espnet_dld.utils.trained_model import rebuilding_trained_model  # noqa: E402
 from espnet_dld.utils.checkpoint import build_model_strict, load_state_dict_strict  # noqa: E402
 from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging  # noqa: E402
@@ -227,15 +230,21 @@ def export_depth(
     model: Optional[PathLike] = None,
     asr_train_config: Optional[PathLike] = None,
     asr_model_file: Optional[PathLike] = None,
+    depth_profile: Optional[PathLike] = None,
+    depth_policy: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Write ``outpath`` (a zip), a static ESPnet model running the blocks
-    that ``depth`` (or ``layers``) selects in the dynamic model; returns the
-    blocks, the sizes and the check's largest difference."""
+    that ``depth`` (or ``layers``) selects in the dynamic model, as
+    ``Speech2Text`` selects them (a carried depth profile is used unless
+    ``depth_policy`` overrides); returns the blocks, the policy, the sizes
+    and the check's largest difference."""
     outpath = Path(outpath)
     if outpath.suffix != ".zip":
         raise ValueError(f"--outpath {outpath} must end with .zip (a model-zoo package)")
     if (depth is None) == (layers is None):
         raise ValueError(f"give exactly one of --depth ({depth!r}) or --layers ({layers!r})")
+    if layers is not None and (depth_profile is not None or depth_policy is not None):
+        raise ValueError("--depth_policy and --depth_profile choose the blocks of --depth; --layers names them itself")
     if model is not None:
         if asr_train_config is not None or asr_model_file is not None:
             raise ValueError("give --model (a packed zip) or --asr_train_config/--asr_model_file, not both")
@@ -263,6 +272,9 @@ def export_depth(
 
     with rebuilding_trained_model():
         dynamic, _ = build_model_strict(ASRTask, config_path, model_path)
+    policy, profile_path = None, None
+    if depth is not None:  # the same choice as Speech2Text(depth=k)
+        policy, profile_path = apply_depth_profile(dynamic.encoder, model_path, depth_profile, depth_policy)
     chosen = dynamic.encoder.set_depth(depth=depth, layers=layers)
     num_layers = dynamic.encoder.num_layers
     enc_conf = conf.get("encoder_conf") or {}
@@ -276,6 +288,9 @@ def export_depth(
     tag = f"depth{depth}" if depth is not None else "layers" + "-".join(map(str, chosen))
 
     exp_dir = f"{exp_dir}_{tag}" if exp_dir != "." else f"exp/{tag}"
+    # a carried depth profile describes the dynamic model, not the export
+    carried = default_profile_path(model_path).resolve()
+    others = {old: name for old, name in others.items() if Path(old).resolve() != carried}
     for old, name in others.items():  # the other files of the package keep their names
         new_conf = find_path_and_change_it_recursive(new_conf, old, name)
     # files the config names outside the package (unpacked input, or a package
@@ -314,9 +329,13 @@ def export_depth(
 
     result = {
         "layers": chosen, "num_layers": num_layers, "outpath": str(outpath), "max_abs_diff": max_diff,
+        "depth_policy": policy, "depth_profile": None if profile_path is None else str(profile_path),
         "input": str(input_path), "input_bytes": size_of(input_path), "input_model_bytes": size_of(model_path),
         "output_bytes": size_of(outpath), "output_model_bytes": out_model_size,
     }
+    if policy is not None:
+        logger.info("blocks of depth %d chosen by depth policy %s%s", depth, policy,
+                    f" ({profile_path})" if policy == "profile" else "")
     logger.info(
         "exported blocks %s of %d as a static %s encoder (max encoder |diff| %.2g): %s %d bytes (model file %d) "
         "-> %s %d bytes (model file %d)", chosen, num_layers, new_conf["encoder"], max_diff, input_path,
@@ -334,8 +353,14 @@ def get_parser() -> argparse.ArgumentParser:
                         help=".pth of the dynamic model (instead of --model)")
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--depth", type=int, default=None,
-                       help="number of blocks, chosen by the encoder's depth_policy as Speech2Text(depth=k) does")
+                       help="number of blocks, chosen as Speech2Text(depth=k) chooses them: by the model's depth "
+                       "profile if it carries one, else by the encoder's depth_policy")
     group.add_argument("--layers", type=int, nargs="+", default=None, help="explicit 0-based block indices")
+    parser.add_argument("--depth_policy", choices=DEPTH_POLICIES, default=None,
+                        help="override how --depth chooses its blocks (default: profile if the model carries "
+                        "depth_profile.yaml, else the encoder config's depth_policy)")
+    parser.add_argument("--depth_profile", default=None,
+                        help="depth profile YAML (default: depth_profile.yaml beside the model file, if any)")
     parser.add_argument("--outpath", required=True, help="output zip, e.g. model_d2.zip")
     add_log_level(parser)
     return parser

@@ -8,6 +8,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import accuracy_depth  # noqa: E402
+import depth_policy  # noqa: E402
 import training_cost  # noqa: E402
 
 LINE = ("[vm] 2026-11-26 21:49:56,356 (trainer:394) INFO: {e}epoch results: [train] iter_time=0.009, "
@@ -94,3 +95,23 @@ def test_seed_is_added_to_the_student_args():
     assert accuracy_depth.merge_student_args([], "--seed 1") == ["--student_args", "--seed 1"]
     assert accuracy_depth.merge_student_args(["--student_args", "--model_conf x=1", "--stage", "3"], "--seed 2") == \
         ["--student_args", "--model_conf x=1 --seed 2", "--stage", "3"]
+
+
+def test_depth_policy_reads_the_sets_from_run_sh_and_flags_the_valid_set():
+    fsdd = Path(__file__).resolve().parents[2] / "egs2" / "fsdd_dld" / "asr1"
+    assert depth_policy.recipe_sets(fsdd, None, None, None) == ("dev", ["test", "dev"], "raw")
+    assert depth_policy.recipe_sets(fsdd, "dev", ["test"], "fbank") == ("dev", ["test"], "fbank")
+    runs = {  # two seeds of a 2-block model, as the decoding worker returns them (JSON keys)
+        seed: {"num_blocks": 2,
+               "layers": {"uniform": {"1": [1], "2": [0, 1]}, "profile": {"1": [seed], "2": [0, 1]}},
+               "test_sets": {"dev": {"wer": {"uniform": {"1": 50.0 + seed, "2": 20.0},
+                                             "profile": {"1": 40.0 + 3 * seed, "2": 20.0}}}}}
+        for seed in (0, 1)
+    }
+    agg = depth_policy.aggregate(runs, ["uniform", "profile"])
+    cell = agg["test_sets"]["dev"]["profile"][1]
+    assert cell["mean"] == 41.5 and cell["values"] == [40.0, 43.0] and cell["layers"] == {0: [0], 1: [1]}
+    assert cell["std"] == pytest.approx(2.1213, abs=1e-4)
+    text = depth_policy.table("fsdd_dld DLD", "dev", agg["test_sets"]["dev"], 2, ["uniform", "profile"], biased=True)
+    assert "dev is the valid set the profile was searched on" in text
+    assert "| 1 | 50.50 ± 0.71 | 41.50 ± 2.12 | -17.8 % | [0] / [1] |" in text

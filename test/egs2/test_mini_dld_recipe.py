@@ -96,6 +96,8 @@ def test_bad_options_stop_before_any_work(tmp_path):
         (["--feats_type", "mfcc"], "--feats_type must be raw or fbank, got 'mfcc'"),
         (["--depths", "0 3"], "--depths takes positive integers, got '0'"),
         (["--students", "ld kd"], "--students takes ld and/or dld, got 'kd'"),
+        (["--depth_profile", "yes"], "--depth_profile must be true or false, got 'yes'"),
+        (["--depth_profile_criterion", "cer"], "--depth_profile_criterion must be ctc_loss or wer, got 'cer'"),
         (["--no_such_option", "1"], "unknown option --no_such_option"),
     ):
         r = run_recipe(recipe, args, timeout=120)
@@ -143,3 +145,36 @@ def test_cached_teacher_posteriors_train_the_dld_student(mini):
     assert ark.stat().st_mtime_ns == before
     r = run_recipe(recipe, TINY + ["--teacher_posteriors", "offline"], timeout=120)
     assert r.returncode != 0 and "--teacher_posteriors must be online or cached, got 'offline'" in r.stdout + r.stderr
+
+
+def test_depth_profile_is_measured_once_in_stage_12_used_in_13_and_packed_in_15(mini, tmp_path, monkeypatch):
+    """Runs last on the shared recipe: it adds exp/asr_dld/depth_profile.yaml."""
+    from espnet_dld import Speech2Text
+    from espnet_dld.asr.encoder.depth_profile import sha256_of
+    from espnet_dld.asr.encoder.depth_search import is_nested
+
+    recipe, _ = mini
+    args = TINY + ["--students", "dld", "--depth_profile", "true", "--stage", "12", "--stop_stage", "12"]
+    r = run_recipe(recipe, args)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    path = recipe / "exp/asr_dld/depth_profile.yaml"
+    record = yaml.safe_load(path.read_text())
+    assert record["data"] == {"speech": "dump/raw/dev/wav.scp", "text": "dump/raw/dev/text"}
+    assert record["num_utterances"] == len((recipe / "dump/raw/dev/wav.scp").read_text().splitlines())
+    assert record["model_sha256"] == sha256_of(recipe / "exp/asr_dld/valid.loss.ave.pth")
+    assert sorted(record["profile"]) == [1, 2, 3, 4, 5, 6] and is_nested(record["profile"])
+    assert f"depth 1: blocks {record['profile'][1]}" in r.stdout
+    assert not (recipe / "exp/asr_ld/depth_profile.yaml").exists()  # --students dld only
+
+    before = path.read_bytes(), path.stat().st_mtime_ns
+    r = run_recipe(recipe, args[:-4] + ["--stage", "12", "--stop_stage", "13"])
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    assert "was measured on this valid.loss.ave.pth (ctc_loss), skipping" in r.stdout
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+    assert "dld: depth policy profile (blocks per depth from exp/asr_dld/depth_profile.yaml)" in r.stdout
+
+    r = run_recipe(recipe, TINY + ["--stage", "15", "--stop_stage", "15", "--packed_model", "exp/with_profile.zip"])
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    monkeypatch.setenv("ESPNET_DLD_CACHE", str(tmp_path / "cache"))
+    s2t = Speech2Text.from_pretrained(str(recipe / "exp/with_profile.zip"), depth=2, ctc_greedy=True)
+    assert s2t.depth_policy == "profile" and s2t.active_layers == record["profile"][2]

@@ -76,6 +76,10 @@ inference_asr_model=valid.loss.ave.pth
 depths=                 # depths to decode the students at; empty: 1..N
 report_dir=
 
+# Depth profile: which k blocks run at depth k, measured on the valid set (docs/depth_profile.md)
+depth_profile=false     # true: after training each student, measure ${expdir}/asr_<s>/depth_profile.yaml
+depth_profile_criterion=ctc_loss  # ctc_loss | wer
+
 # Packing / upload
 packed_model=
 skip_upload_hf=true
@@ -95,7 +99,8 @@ Stages:
   10 collect feature statistics and shapes; transcripts too long for CTC leave the shape files
   11 teacher training
   12 student training: LD baseline and/or DLD student (--students); with --teacher_posteriors cached the
-     teacher's top-k CTC posteriors are first dumped to ${dumpdir}/teacher_posteriors/ (once)
+     teacher's top-k CTC posteriors are first dumped to ${dumpdir}/teacher_posteriors/ (once); with
+     --depth_profile true, each student's per-depth blocks measured on the valid set (depth_profile.yaml)
   13 decoding at every depth in --depths, and scoring (WER/CER)
   14 report: RESULTS.md and a WER/RTF-against-depth plot
   15 pack the DLD student for the ESPnet model zoo
@@ -116,6 +121,7 @@ Options (default in brackets):
   --student_init scratch|teacher (${student_init})
   --inference_config --inference_args --inference_asr_model (${inference_asr_model})
   --depths "1 2 ..." (all) --report_dir (${expdir}/report${exp_suffix})
+  --depth_profile true|false (${depth_profile}) --depth_profile_criterion ctc_loss|wer (${depth_profile_criterion})
   --skip_upload_hf (${skip_upload_hf}) --hf_repo (${hf_repo})
 EOF
 )
@@ -146,6 +152,9 @@ done
 for d in ${depths}; do
     [[ "$d" =~ ^[1-9][0-9]*$ ]] || die "--depths takes positive integers, got '$d'"
 done
+case ${depth_profile} in true|false) ;; *) die "--depth_profile must be true or false, got '${depth_profile}'";; esac
+case ${depth_profile_criterion} in ctc_loss|wer) ;;
+    *) die "--depth_profile_criterion must be ctc_loss or wer, got '${depth_profile_criterion}'";; esac
 if [ -n "${depths}" ] && [ -n "${student_config}" ]; then
     _n=$(${python} -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['encoder_conf']['num_blocks'])" \
         "${student_config}") || die "cannot read encoder_conf.num_blocks from --student_config ${student_config}"
@@ -409,6 +418,26 @@ if run_stage 12; then
                 --model_conf "teacher_model=${teacher_exp}/${inference_asr_model}" \
                 --model_conf "kd_weight=${kd_weight}" ${kd_opts} ${student_args}
         fi
+        _exp=${expdir}/asr_${s}${exp_suffix} _profile=${expdir}/asr_${s}${exp_suffix}/depth_profile.yaml
+        if "${depth_profile}"; then
+            # up to date when measured on these very weights (a rerun of training re-averages them, so
+            # the file times say nothing) with this criterion
+            _sha=$(sha256sum < "${_exp}/${inference_asr_model}" | cut -d' ' -f1)
+            if [ -f "${_profile}" ] && grep -qx "model_sha256: ${_sha}" "${_profile}" \
+                    && grep -qx "criterion: ${depth_profile_criterion}" "${_profile}"; then
+                log "Stage 12: ${_profile} was measured on this ${inference_asr_model} (${depth_profile_criterion}), skipping"
+            else
+                log "Stage 12: depth profile of ${_exp} (${depth_profile_criterion} on ${valid_set}): ${_profile}; log: ${_exp}/depth_profile.log"
+                ${python} -m espnet_dld.bin.depth_profile --asr_train_config "${_exp}/config.yaml" \
+                    --asr_model_file "${_exp}/${inference_asr_model}" --criterion "${depth_profile_criterion}" \
+                    --data_path_and_name_and_type "${data_feats}/${valid_set}/${_scp},speech,${_type}" \
+                    --data_path_and_name_and_type "${data_feats}/${valid_set}/text,text,text" \
+                    --ngpu "$(${gpu_inference} && echo 1 || echo 0)" --out "${_profile}" \
+                    > "${_exp}/depth_profile.log" 2>&1 \
+                    || die "measuring the depth profile of ${_exp} failed; see the end of ${_exp}/depth_profile.log"
+                sed -n 's/^ *\(depth [0-9]*: blocks .*\)/\1/p' "${_exp}/depth_profile.log" | while read -r l; do log "  ${l}"; done
+            fi
+        fi
     done
 fi
 
@@ -419,6 +448,11 @@ decode_model() {  # decode_model NAME EXP_DIR DYNAMIC(true|false)
     if ${dynamic}; then
         [ -n "${all_depths}" ] || all_depths=$(seq -s ' ' 1 "$(num_blocks_of "${exp}/config.yaml")")
         depth_opts="--depth ${all_depths}"
+        if [ -f "${exp}/depth_profile.yaml" ]; then
+            log "${name}: depth policy profile (blocks per depth from ${exp}/depth_profile.yaml)"
+        else
+            log "${name}: depth policy $(${python} -c "import yaml,sys; print((yaml.safe_load(open(sys.argv[1]))['encoder_conf'] or {}).get('depth_policy', 'uniform'))" "${exp}/config.yaml") (encoder_conf; no ${exp}/depth_profile.yaml)"
+        fi
     fi
     [ -n "${inference_config}" ] && _opts="--config ${inference_config}"
     for dset in ${test_sets}; do
@@ -483,6 +517,8 @@ if run_stage 15; then
     [ "${feats_normalize}" = global_mvn ] && _opts+=" --option ${stats_dir}/train/feats_stats.npz"
     [ "${token_type}" = bpe ] && _opts+=" --option ${bpemodel}"
     for f in "${report_dir}"/RESULTS.md "${report_dir}"/*.png; do _opts+=" --option ${f}"; done
+    # the measured blocks per depth travel with the model (Speech2Text finds them beside the model file)
+    [ -f "${_exp}/depth_profile.yaml" ] && _opts+=" --option ${_exp}/depth_profile.yaml"
     # shellcheck disable=SC2086
     ${python} -m espnet2.bin.pack asr --asr_train_config "${_exp}/config.yaml" \
         --asr_model_file "${_exp}/${inference_asr_model}" ${_opts} --outpath "${packed_model}.tmp.zip"

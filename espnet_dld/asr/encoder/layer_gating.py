@@ -4,19 +4,28 @@ One place owns the rules of DLD's layer dropping (DLD.md): in training each
 block is dropped independently with ``layer_drop_prob``, the gates are drawn
 once per mini-batch so a dropped block is really skipped, and at least
 ``min_active_layers`` blocks run; at inference ``set_depth`` picks exactly
-which blocks run.  Encoders wrap their block list in :class:`GatedLayerStack`
+which blocks run, by a depth policy: ``uniform``, ``first``, or ``profile``
+(per-depth subsets measured on dev data by ``espnet_dld.bin.depth_profile``
+and set with ``set_depth_profile``).  Encoders wrap their block list in :class:`GatedLayerStack`
 and mix in :class:`DynamicDepthMixin`; they hold no gating logic of their own.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
 from espnet_dld.utils.signature import extend_signature
 
-DEPTH_POLICIES = ("uniform", "first")
+DEPTH_POLICIES = ("uniform", "first", "profile")
+#: how a missing profile is produced, for error messages
+PROFILE_HOWTO = (
+    "measure one on dev data with `python -m espnet_dld.bin.depth_profile --asr_model_file <model.pth> "
+    "--data_path_and_name_and_type <dev>/wav.scp,speech,sound --data_path_and_name_and_type <dev>/text,text,text` "
+    "(it writes depth_profile.yaml beside the model file, where Speech2Text finds it; "
+    "dld.sh --depth_profile true does this in stage 12)"
+)
 
 
 def _is_int(value) -> bool:
@@ -35,6 +44,13 @@ def first_layers(num_layers: int, depth: int) -> List[int]:
 
 
 _POLICY_FUNCS = {"uniform": uniform_layers, "first": first_layers}
+
+
+def check_policy(depth_policy, name: str = "depth_policy") -> str:
+    """Validate a depth policy name; ValueError names the value and the choices."""
+    if depth_policy not in DEPTH_POLICIES:
+        raise ValueError(f"{name} must be one of {list(DEPTH_POLICIES)}, got {depth_policy!r}")
+    return depth_policy
 
 
 def check_depth(depth, num_layers: int, name: str = "depth") -> int:
@@ -69,6 +85,35 @@ def check_layers(layers: Sequence[int], num_layers: int) -> List[int]:
     return sorted(layers)
 
 
+def check_profile(profile: Mapping[int, Sequence[int]], num_layers: int) -> Dict[int, List[int]]:
+    """Validate a depth profile (``{depth: block indices}``): one entry for
+    every depth 1..N, entry k naming k distinct blocks in 0..N-1.  Nesting
+    across depths is not required (a hand-written profile need not be).
+    Returns it with int keys and sorted lists."""
+    if not isinstance(profile, Mapping):
+        raise ValueError(f"a depth profile maps each depth 1..{num_layers} to its blocks, got {type(profile).__name__}")
+    bad_keys = [k for k in profile if not _is_int(k)]
+    if bad_keys:
+        raise ValueError(f"depths must be integers 1..{num_layers}, got {bad_keys}")
+    missing = [k for k in range(1, num_layers + 1) if k not in profile]
+    extra = sorted(k for k in profile if not 1 <= k <= num_layers)
+    if missing or extra:
+        raise ValueError(
+            f"a profile for {num_layers} blocks needs exactly the depths 1..{num_layers}"
+            + (f"; missing {missing}" if missing else "") + (f"; out of range {extra}" if extra else "")
+        )
+    out = {}
+    for depth in range(num_layers, 0, -1):
+        try:
+            layers = check_layers(profile[depth], num_layers)
+        except ValueError as e:
+            raise ValueError(f"depth {depth}: {e}") from None
+        if len(layers) != depth:
+            raise ValueError(f"depth {depth} lists {len(layers)} blocks {layers}; it must list exactly {depth}")
+        out[depth] = layers
+    return out
+
+
 class LayerGate:
     """Decides, for every forward pass, which blocks of an N-block stack run."""
 
@@ -89,27 +134,61 @@ class LayerGate:
             raise ValueError(
                 f"min_active_layers must be an integer in 1..{num_layers} (num_blocks), got {min_active_layers!r}"
             )
-        if depth_policy not in _POLICY_FUNCS:
-            raise ValueError(f"depth_policy must be one of {sorted(_POLICY_FUNCS)}, got {depth_policy!r}")
+        check_policy(depth_policy)
         self.num_layers = num_layers
         self.layer_drop_prob = float(layer_drop_prob)
         self.min_active_layers = min_active_layers
         self.depth_policy = depth_policy
+        self.profile: Optional[Dict[int, List[int]]] = None
         self._fixed: Optional[List[int]] = None  # None: all blocks
+        self._depth: Optional[int] = None  # the depth _fixed was chosen for (None: all blocks or explicit layers)
 
     # -- inference -------------------------------------------------------
+    def layers_for(self, depth: int, depth_policy: Optional[str] = None) -> List[int]:
+        """The blocks that ``depth_policy`` (default: this gate's) runs at ``depth``."""
+        policy = check_policy(self.depth_policy if depth_policy is None else depth_policy)
+        check_depth(depth, self.num_layers)
+        if policy != "profile":
+            return _POLICY_FUNCS[policy](self.num_layers, depth)
+        if self.profile is None:
+            raise ValueError(
+                f"depth={depth} with depth_policy 'profile', but no depth profile is loaded: {PROFILE_HOWTO}; "
+                "or choose depth_policy uniform or first"
+            )
+        return list(self.profile[depth])
+
     def set_depth(self, depth: Optional[int] = None, layers: Optional[Sequence[int]] = None) -> List[int]:
         """Fix the blocks used outside training; returns them."""
         if depth is not None and layers is not None:
             raise ValueError(f"give either depth ({depth!r}) or layers ({layers!r}), not both")
         if layers is not None:
-            self._fixed = check_layers(layers, self.num_layers)
+            self._fixed, self._depth = check_layers(layers, self.num_layers), None
         elif depth is None:
-            self._fixed = None
+            self._fixed, self._depth = None, None
         else:
-            check_depth(depth, self.num_layers)
-            self._fixed = _POLICY_FUNCS[self.depth_policy](self.num_layers, depth)
+            self._fixed, self._depth = self.layers_for(depth), depth
         return self.active_layers
+
+    def set_policy(self, depth_policy: str) -> List[int]:
+        """Choose blocks by ``depth_policy`` from now on; a depth set before
+        is re-chosen by it (nothing changes if that fails).  Returns the
+        active blocks."""
+        check_policy(depth_policy)
+        if self._depth is not None:
+            self._fixed = self.layers_for(self._depth, depth_policy)
+        self.depth_policy = depth_policy
+        return self.active_layers
+
+    def set_profile(self, profile: Optional[Mapping[int, Sequence[int]]]) -> None:
+        """Load (or with None drop) the per-depth blocks of policy ``profile``;
+        see :func:`check_profile`.  A depth set before is re-chosen when the
+        policy is ``profile``."""
+        checked = None if profile is None else check_profile(profile, self.num_layers)
+        if self.depth_policy == "profile" and self._depth is not None:
+            if checked is None:
+                raise ValueError(f"cannot drop the depth profile while depth {self._depth} uses it")
+            self._fixed = list(checked[self._depth])
+        self.profile = checked
 
     @property
     def active_layers(self) -> List[int]:
@@ -246,6 +325,26 @@ class DynamicDepthMixin:
         """Run exactly ``depth`` blocks (chosen by ``depth_policy``) or the
         blocks in ``layers`` outside training; ``None`` restores all blocks."""
         return self.encoders.gate.set_depth(depth=depth, layers=layers)
+
+    def set_depth_policy(self, depth_policy: str) -> List[int]:
+        """Choose the blocks of a depth by ``depth_policy`` (``uniform``,
+        ``first`` or ``profile``) from now on, overriding the config's; a
+        depth already set is re-chosen.  Training sampling is unaffected."""
+        return self.encoders.gate.set_policy(depth_policy)
+
+    def set_depth_profile(self, profile: Optional[Mapping[int, Sequence[int]]]) -> None:
+        """Per-depth blocks (``{k: [block, ...]}`` for k = 1..N) used by policy
+        ``profile``; load them from a file with
+        :func:`espnet_dld.asr.encoder.depth_profile.load_depth_profile`."""
+        self.encoders.gate.set_profile(profile)
+
+    @property
+    def depth_policy(self) -> str:
+        return self.encoders.gate.depth_policy
+
+    @property
+    def depth_profile(self) -> Optional[Dict[int, List[int]]]:
+        return self.encoders.gate.profile
 
     @property
     def active_layers(self) -> List[int]:

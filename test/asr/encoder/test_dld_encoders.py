@@ -9,6 +9,7 @@ from espnet2.utils.get_default_kwargs import get_default_kwargs
 from espnet_dld.asr.encoder.dld_conformer_encoder import DLDConformerEncoder
 from espnet_dld.asr.encoder.dld_transformer_encoder import DLDTransformerEncoder
 from espnet_dld.asr.encoder.dld_wavlm_encoder import DLDWavLMEncoder, WavLMEncoder
+from espnet_dld.asr.encoder.layer_gating import DynamicDepthMixin
 
 SMALL = dict(output_size=16, attention_heads=2, linear_units=32, num_blocks=4, input_layer="conv2d")
 PAIRS = {
@@ -184,3 +185,19 @@ def test_bad_options_raise_at_construction(kind):
     dyn, _, _ = build(kind)
     with pytest.raises(ValueError, match="valid depths are 1..4"):
         dyn.set_depth(5)
+
+
+@pytest.mark.parametrize("kind", PAIRS)
+def test_depth_profile_and_policy_come_from_the_shared_mixin(kind):
+    dyn_cls = PAIRS[kind][0]
+    for name in ("set_depth_profile", "set_depth_policy", "depth_policy", "depth_profile"):
+        assert getattr(dyn_cls, name) is getattr(DynamicDepthMixin, name)  # no per-encoder copy
+    dyn, _, _ = build(kind)
+    dyn.eval()
+    calls = _count_calls(dyn)
+    dyn.set_depth_profile({4: [0, 1, 2, 3], 3: [0, 1, 3], 2: [0, 1], 1: [2]})
+    assert dyn.set_depth_policy("profile") == [0, 1, 2, 3]
+    assert dyn.set_depth(1) == [2] and dyn.depth_policy == "profile"
+    dyn(*inputs(kind))
+    assert calls == [0, 0, 1, 0]  # only the profile's block ran
+    assert dyn.set_depth_policy("uniform") == [3]

@@ -2,7 +2,9 @@
 import pytest
 import torch
 
-from espnet_dld.asr.encoder.layer_gating import LayerGate, first_layers, uniform_layers
+from espnet_dld.asr.encoder.layer_gating import LayerGate, check_profile, first_layers, uniform_layers
+
+PROFILE = {4: [0, 1, 2, 3], 3: [0, 1, 2], 2: [0, 2], 1: [0]}  # not what uniform or first choose
 
 
 @pytest.mark.parametrize("p", [0.2, 0.5, 0.7])
@@ -95,10 +97,76 @@ def test_bad_depth_values_raise_value_error_naming_value_and_range(kwargs, fragm
         ({"layer_drop_prob": "0.5"}, "got '0.5'"),
         ({"min_active_layers": 0}, "in 1..12"),
         ({"min_active_layers": 13}, "in 1..12"),
-        ({"depth_policy": "random"}, "'first', 'uniform'"),
+        ({"depth_policy": "random"}, "['uniform', 'first', 'profile'], got 'random'"),
     ],
 )
 def test_bad_gate_options_raise(kwargs, fragment):
     with pytest.raises(ValueError) as e:
         LayerGate(12, **kwargs)
     assert fragment in str(e.value)
+
+
+def test_profile_policy_uses_the_loaded_profile_and_refuses_without_one():
+    gate = LayerGate(4, depth_policy="profile")
+    with pytest.raises(ValueError) as e:
+        gate.set_depth(2)
+    assert "no depth profile is loaded" in str(e.value) and "python -m espnet_dld.bin.depth_profile" in str(e.value)
+    assert gate.active_layers == [0, 1, 2, 3]  # unchanged after the refusal
+    gate.set_profile(PROFILE)
+    assert [gate.set_depth(k) for k in (1, 2, 3, 4)] == [PROFILE[k] for k in (1, 2, 3, 4)]
+    assert gate.set_depth(layers=[3, 1]) == [1, 3]  # explicit blocks still win
+    assert gate.select(training=False) == [1, 3]
+
+
+def test_changing_the_policy_or_profile_rechooses_the_depth_set_before():
+    gate = LayerGate(4)  # uniform
+    assert gate.set_depth(2) == [1, 3]
+    assert gate.set_policy("first") == [0, 1]
+    with pytest.raises(ValueError, match="no depth profile is loaded"):
+        gate.set_policy("profile")
+    assert gate.depth_policy == "first" and gate.active_layers == [0, 1]  # a refused change changes nothing
+    gate.set_profile(PROFILE)
+    assert gate.set_policy("profile") == [0, 2]
+    gate.set_profile({**PROFILE, 2: [1, 2]})
+    assert gate.active_layers == [1, 2]
+    with pytest.raises(ValueError, match="depth_policy must be one of"):
+        gate.set_policy("best")
+    gate.set_depth(None)
+    assert gate.set_policy("uniform") == [0, 1, 2, 3]  # all blocks stay all blocks
+
+
+def test_training_sampling_ignores_the_profile():
+    torch.manual_seed(5)
+    plain = [LayerGate(4).sample() for _ in range(30)]
+    torch.manual_seed(5)
+    gate = LayerGate(4, depth_policy="profile")
+    gate.set_profile(PROFILE)
+    gate.set_depth(1)
+    assert [gate.select(training=True) for _ in range(30)] == plain
+
+
+@pytest.mark.parametrize(
+    "profile, fragment",
+    [
+        ({**PROFILE, 2: [0]}, "depth 2 lists 1 blocks [0]; it must list exactly 2"),
+        ({**PROFILE, 2: [0, 4]}, "depth 2: layers [0, 4] contains [4]"),
+        ({**PROFILE, 3: [0, 0, 1]}, "repeats block(s) [0]"),
+        ({k: v for k, v in PROFILE.items() if k != 3}, "needs exactly the depths 1..4; missing [3]"),
+        ({**PROFILE, 5: [0, 1, 2, 3, 3]}, "out of range [5]"),
+        ({**PROFILE, "2": [0, 2]}, "depths must be integers"),
+        ([[0]], "maps each depth"),
+    ],
+)
+def test_bad_profiles_are_refused(profile, fragment):
+    with pytest.raises(ValueError) as e:
+        check_profile(profile, 4)
+    assert fragment in str(e.value)
+    gate = LayerGate(4)
+    with pytest.raises(ValueError):
+        gate.set_profile(profile)
+    assert gate.profile is None
+
+
+def test_a_profile_need_not_be_nested():
+    odd = {3: [0, 1, 2], 2: [1, 2], 1: [0]}
+    assert check_profile(odd, 3) == odd
