@@ -4,16 +4,18 @@ The teacher of DLD is frozen and sees the speech before SpecAugment, so when
 the input is deterministic (clean features, speed perturbation done offline,
 no on-the-fly noise or reverberation) its CTC posteriors are the same on
 every epoch.  They are stored once per utterance as the ``k`` most likely
-tokens per frame: probabilities at the KD temperature in float16 and token
-indices in int16/int32, in two kaldiio ``ark``/``scp`` pairs per data set.
+tokens per frame: probabilities at the KD temperature and token indices, each
+a Kaldi 16-bit compressed matrix (2 bytes per value; probabilities to within
+1/131070, indices exact), in two ``ark``/``scp`` pairs per data set, read by
+kaldiio and by the omniio reader of ESPnet 202611 alike.
 Training reads them through ESPnet's own data loader as two extra inputs
 (:data:`TOPK_PROB`, :data:`TOPK_IDX`) and never builds the teacher.
 
 Layout of a cache directory::
 
     <cache>/meta.yaml            teacher (path, sha256), token list, temperature, k
-    <cache>/<set>/prob.{ark,scp} (T, k) float16 probabilities per utterance
-    <cache>/<set>/idx.{ark,scp}  (T, k) token indices
+    <cache>/<set>/prob.{ark,scp} (T, k) probabilities per utterance
+    <cache>/<set>/idx.{ark,scp}  (T, k) their token indices
     <cache>/<set>/stats.yaml     utterances, frames, mass outside the top k
 
 Everything that could make the cache disagree with training is checked

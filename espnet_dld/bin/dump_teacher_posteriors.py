@@ -43,6 +43,10 @@ from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging
 
 logger = logging.getLogger(__name__)
 
+#: Kaldi compression methods (kaldiio / Kaldi's CompressionMethod): 16 bits per value
+COMPRESS_PROB = 3  # kTwoByteAuto: linear between the matrix's min and max (step <= 1/65535 for probabilities)
+COMPRESS_INT16 = 4  # kTwoByteSignedInteger: integers in [-32768, 32767], exact
+
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -115,7 +119,9 @@ def dump(
         collate_fn=ASRTask.build_collate_fn(args, False), key_file=key_file, batch_size=1,
         dtype="float32", num_workers=0, inference=True,
     )
-    idx_dtype = "int16" if len(token_list) <= 2**15 else "int32"
+    # Kaldi 16-bit compressed matrices (read by kaldiio and by ESPnet >= 202611's omniio alike):
+    # probabilities linear in [min, max] of each utterance, indices exact as 16-bit integers
+    idx_method = COMPRESS_INT16 if len(token_list) <= 2**15 else None  # None: plain float32, exact below 2^24
     tmp = cache / f"{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -123,7 +129,8 @@ def dump(
     utts = frames = 0
     residual_sum, residual_max = 0.0, 0.0
     writers = {n: kaldiio.WriteHelper(f"ark,scp:{tmp / FILE_STEMS[n]}.ark,{tmp / FILE_STEMS[n]}.scp",
-                                      write_function="numpy") for n in (TOPK_PROB, TOPK_IDX)}
+                                      compression_method=method)
+               for n, method in ((TOPK_PROB, COMPRESS_PROB), (TOPK_IDX, idx_method))}
     try:
         with torch.no_grad():
             total = sum(1 for line in open(key_file or parts[0], encoding="utf-8") if line.strip())
@@ -141,8 +148,8 @@ def dump(
                 residual = (1.0 - values.sum(-1)).clamp(min=0.0)
                 residual_sum += float(residual.sum())
                 residual_max = max(residual_max, float(residual.max()))
-                writers[TOPK_PROB][keys[0]] = values.cpu().numpy().astype("float16")
-                writers[TOPK_IDX][keys[0]] = indices.cpu().numpy().astype(idx_dtype)
+                writers[TOPK_PROB][keys[0]] = values.cpu().numpy().astype("float32")
+                writers[TOPK_IDX][keys[0]] = indices.cpu().numpy().astype("float32")
                 utts, frames = utts + 1, frames + n
     finally:
         for w in writers.values():
@@ -156,7 +163,7 @@ def dump(
         "input": data_path_and_name_and_type,
         "utterances": utts,
         "frames": frames,
-        "bytes_per_frame": topk * (2 + (2 if idx_dtype == "int16" else 4)),
+        "bytes": sum((tmp / f"{stem}.ark").stat().st_size for stem in FILE_STEMS.values()),
         "mean_residual_mass": residual_sum / frames,
         "max_residual_mass": residual_max,
         "seconds": round(time.perf_counter() - start, 2),

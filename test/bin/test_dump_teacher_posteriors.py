@@ -68,15 +68,17 @@ def test_round_trip_matches_the_online_teacher_within_float16(tiny_exp, tmp_path
     assert sorted(probs) == sorted(idxs) == sorted(utts)
     for utt in utts[:3]:
         prob, idx = probs[utt], idxs[utt]
-        assert prob.dtype.name == "float16" and idx.dtype.name == "int16" and prob.shape[1] == 3
+        assert prob.shape == idx.shape and prob.shape[1] == 3
         online = online_posteriors(tiny_exp, utt)
         values, indices = online.topk(3, dim=-1)
         assert prob.shape[0] == online.shape[0]
-        torch.testing.assert_close(torch.from_numpy(prob).float(), values, atol=1e-3, rtol=1e-3)
-        # equal where the ranking is not a float16 tie
-        assert (torch.from_numpy(idx).long() == indices).float().mean() > 0.99
+        # 16-bit linear quantisation between the utterance's min and max probability
+        torch.testing.assert_close(torch.from_numpy(prob).float(), values, atol=1e-5, rtol=0)
+        assert torch.equal(torch.from_numpy(idx).double(), indices.double())  # indices exact
     stats = yaml.safe_load((out / "stats.yaml").read_text())
-    assert stats["utterances"] == len(utts) and stats["bytes_per_frame"] == 3 * 4
+    assert stats["utterances"] == len(utts)
+    # 2 bytes per stored value, plus a key and a 20-byte header per utterance and file
+    assert stats["bytes"] <= 2 * 2 * 3 * stats["frames"] + 2 * len(utts) * (len(utts[0]) + 24)
     assert 0.0 <= stats["mean_residual_mass"] <= stats["max_residual_mass"] <= 1.0
     meta = read_meta(tmp_path / "c")
     assert meta["topk"] == 3 and meta["token_list"] == tiny_exp.token_list.read_text().split()

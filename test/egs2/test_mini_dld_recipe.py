@@ -130,7 +130,8 @@ def test_cached_teacher_posteriors_train_the_dld_student(mini):
         stats = yaml.safe_load((recipe / cache / d / "stats.yaml").read_text())
         shapes = (recipe / "exp/asr_stats_raw_char" / ("valid" if d == "dev" else "train") / "speech_shape")
         assert stats["utterances"] == len((recipe / "dump/raw" / d / "wav.scp").read_text().splitlines())
-        assert stats["utterances"] >= len(shapes.read_text().splitlines()) and stats["bytes_per_frame"] == 16
+        assert stats["utterances"] >= len(shapes.read_text().splitlines())
+        assert 16 * stats["frames"] <= stats["bytes"] <= 16 * stats["frames"] + 100 * stats["utterances"]
     conf = yaml.safe_load((recipe / "exp/asr_dld_cached/config.yaml").read_text())
     assert conf["model_conf"]["teacher_cache"] == str(cache)
     assert [str(cache / "train/prob.scp"), "teacher_topk_prob", "kaldi_ark"] in conf["train_data_path_and_name_and_type"]
