@@ -81,12 +81,13 @@ def env() -> Dict[str, str]:
 def ensure_profile(recipe: Path, exp: Path, valid: Tuple[Path, str, str], criterion: str) -> Path:
     """``exp/depth_profile.yaml``, searched on the valid set unless it exists
     for these weights."""
-    from espnet_dld.asr.encoder.depth_profile import read_depth_profile, sha256_of
+    from espnet_dld.asr.encoder.depth_profile import read_depth_profile
+    from espnet_dld.utils.checkpoint import file_sha256
 
     path = exp / "depth_profile.yaml"
     if path.is_file():
         record = read_depth_profile(path)
-        if record.get("model_sha256") in (None, sha256_of(exp / MODEL_FILE)):
+        if record.get("model_sha256") in (None, file_sha256(exp / MODEL_FILE)):
             print(f"  {path.relative_to(recipe)}: {record.get('criterion', '?')} profile {record['profile']}")
             return path
         print(f"  {path.relative_to(recipe)} was measured on other weights: searching again")

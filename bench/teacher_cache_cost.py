@@ -37,37 +37,16 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import fmt, parse_seeds, student_exp, write_json  # noqa: E402
-from training_cost import read_epochs  # noqa: E402
+from training_cost import read_epochs, real_batches  # noqa: E402
 
 from espnet_dld.asr.teacher_cache import CACHE_DATA_NAMES  # noqa: E402
-
-
-def load_batches(recipe: Path, exp: Path, batches: int, batch_size: int):
-    """The cached run's model (no teacher) and ``batches`` real training batches with the cache inputs."""
-    import espnet_dld.tasks.asr  # noqa: F401
-    from espnet_dld.tasks.asr import ASRTask
-
-    with contextlib.chdir(recipe):  # the config's paths are relative to the recipe
-        model, args = ASRTask.build_model_from_file(exp / "config.yaml", None, "cpu")
-        data = [tuple(x) for x in args.train_data_path_and_name_and_type]
-        loader = ASRTask.build_streaming_iterator(
-            data_path_and_name_and_type=data, batch_size=batch_size, dtype="float32", key_file=None,
-            num_workers=0, preprocess_fn=ASRTask.build_preprocess_fn(args, False),
-            collate_fn=ASRTask.build_collate_fn(args, False), allow_variable_data_keys=False, inference=False,
-        )
-        real = []
-        for _, batch in loader:
-            real.append(batch)
-            if len(real) == batches:
-                break
-    return model, args, real
 
 
 def step_cost(recipe: Path, exp: Path, batches: int, rounds: int, batch_size: int) -> Dict:
     """Median seconds of an online-teacher DLD step, a cached DLD step and an LD step."""
     from espnet_dld.asr.teacher import load_teacher
 
-    model, args, real = load_batches(recipe, exp, batches, batch_size)
+    model, args, real = real_batches(recipe, exp, batches, batch_size)
     conf = args.model_conf
     if not conf.get("teacher_cache"):
         raise SystemExit(f"{exp}: not trained from a teacher-posterior cache (model_conf.teacher_cache)")

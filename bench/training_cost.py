@@ -109,8 +109,9 @@ def convergence(recipe: Path, seeds: List[int], tag: str, ld_tag: str) -> List[D
 
 
 # -- step cost -----------------------------------------------------------------
-def step_cost(recipe: Path, exp: Path, batches: int, rounds: int, batch_size: int) -> Dict:
-    """Median seconds of a DLD step, an LD step and the teacher's forward."""
+def real_batches(recipe: Path, exp: Path, batches: int, batch_size: int):
+    """The experiment's model (built as for training) and its first ``batches``
+    training batches, read by ESPnet's loader from the config's data options."""
     import espnet_dld.tasks.asr  # noqa: F401
     from espnet_dld.tasks.asr import ASRTask
 
@@ -127,6 +128,12 @@ def step_cost(recipe: Path, exp: Path, batches: int, rounds: int, batch_size: in
             real.append(batch)
             if len(real) == batches:
                 break
+    return model, args, real
+
+
+def step_cost(recipe: Path, exp: Path, batches: int, rounds: int, batch_size: int) -> Dict:
+    """Median seconds of a DLD step, an LD step and the teacher's forward."""
+    model, _, real = real_batches(recipe, exp, batches, batch_size)
     teacher = model.teacher
     if teacher is None:
         raise SystemExit(f"{exp}: not a DLD student with a teacher (model_conf.teacher_model)")

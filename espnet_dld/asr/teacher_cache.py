@@ -24,11 +24,12 @@ or on every batch (frames per utterance, in the model).
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import yaml
+
+from espnet_dld.utils.checkpoint import file_sha256
 
 #: ESPnet data names of the two cached inputs (``--*_data_path_and_name_and_type scp,<name>,kaldi_ark``)
 TOPK_PROB = "teacher_topk_prob"
@@ -42,14 +43,6 @@ REBUILD = "delete it and rerun the dump (dld.sh stage 12 with --teacher_posterio
 
 class TeacherCacheError(ValueError):
     """The cache does not match the data, the student or the teacher."""
-
-
-def file_sha256(path: Union[str, Path]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_meta(cache_dir: Union[str, Path]) -> Dict:

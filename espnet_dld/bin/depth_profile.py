@@ -42,10 +42,10 @@ with quiet_espnet_imports():
     from espnet2.utils.types import str2triple_str
 
 from espnet_dld.asr.ctc_greedy_search import CTCGreedySearch  # noqa: E402
-from espnet_dld.asr.encoder.depth_profile import default_profile_path, dump_depth_profile, sha256_of  # noqa: E402
+from espnet_dld.asr.encoder.depth_profile import default_profile_path, dump_depth_profile  # noqa: E402
 from espnet_dld.asr.encoder.depth_search import greedy_backward_elimination  # noqa: E402
 from espnet_dld.asr.encoder.layer_gating import DynamicDepthMixin  # noqa: E402
-from espnet_dld.utils.checkpoint import build_model_strict  # noqa: E402
+from espnet_dld.utils.checkpoint import build_model_strict, file_sha256  # noqa: E402
 from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging  # noqa: E402
 from espnet_dld.utils.model_zoo import unpack_model  # noqa: E402
 from espnet_dld.utils.trained_model import rebuilding_trained_model  # noqa: E402
@@ -295,7 +295,7 @@ def depth_profile(
         "data": {"speech": speech_entry[0], "text": text_entry[0]},
         "num_utterances": len(utts),
         "model_file": Path(asr_model_file).name,
-        "model_sha256": sha256_of(asr_model_file),
+        "model_sha256": file_sha256(asr_model_file),
         "all_blocks": score_entry(criterion, all_blocks),
         "profile": {k: profile[k] for k in sorted(profile, reverse=True)},
         "steps": [{"depth": s["depth"], "removed": s["removed"],

@@ -8,6 +8,7 @@ goes through :func:`load_state_dict_strict` instead.
 from __future__ import annotations
 
 import argparse
+import hashlib
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -113,3 +114,13 @@ def build_model_strict(
     if model_file is not None:
         load_state_dict_strict(model, model_file)
     return model, args
+
+
+def file_sha256(path: Union[str, Path]) -> str:
+    """Hex SHA-256 of a file's bytes: identifies a checkpoint (the one a
+    depth profile or a teacher-posterior cache was made from)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

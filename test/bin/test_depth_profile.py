@@ -12,7 +12,7 @@ import soundfile as sf
 import yaml
 
 from espnet_dld import Speech2Text
-from espnet_dld.asr.encoder.depth_profile import sha256_of
+from espnet_dld.utils.checkpoint import file_sha256
 from espnet_dld.asr.encoder.depth_search import is_nested
 from espnet_dld.asr.encoder.layer_gating import first_layers, uniform_layers
 from espnet_dld.bin.depth_profile import main
@@ -38,7 +38,7 @@ def data_args(tiny_exp, text: Path = None):
 
 def hand_profile(pth: Path, path: Path = None, **changes) -> Path:
     path = path or pth.parent / "depth_profile.yaml"
-    record = {"num_blocks": 4, "model_file": pth.name, "model_sha256": sha256_of(pth), "profile": HAND, **changes}
+    record = {"num_blocks": 4, "model_file": pth.name, "model_sha256": file_sha256(pth), "profile": HAND, **changes}
     path.write_text(yaml.safe_dump(record))
     return path
 
@@ -63,7 +63,7 @@ def test_cli_writes_nested_subsets_of_every_size_reproducibly(measured, tiny_exp
     record = yaml.safe_load(path.read_text())
     profile = record["profile"]
     assert record["num_blocks"] == 4 and record["criterion"] == "ctc_loss" and record["num_utterances"] == 8
-    assert record["model_file"] == "1epoch.pth" and record["model_sha256"] == sha256_of(pth)
+    assert record["model_file"] == "1epoch.pth" and record["model_sha256"] == file_sha256(pth)
     assert record["data"] == {"speech": f"{tiny_exp.data}/wav.scp", "text": str(tiny_exp.data / "text")}
     assert list(profile) == [4, 3, 2, 1] and all(len(profile[k]) == k for k in profile)
     assert profile[4] == [0, 1, 2, 3] and is_nested(profile)

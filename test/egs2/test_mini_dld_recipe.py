@@ -151,7 +151,7 @@ def test_cached_teacher_posteriors_train_the_dld_student(mini):
 def test_depth_profile_is_measured_once_in_stage_12_used_in_13_and_packed_in_15(mini, tmp_path, monkeypatch):
     """Runs last on the shared recipe: it adds exp/asr_dld/depth_profile.yaml."""
     from espnet_dld import Speech2Text
-    from espnet_dld.asr.encoder.depth_profile import sha256_of
+    from espnet_dld.utils.checkpoint import file_sha256
     from espnet_dld.asr.encoder.depth_search import is_nested
 
     recipe, _ = mini
@@ -162,7 +162,7 @@ def test_depth_profile_is_measured_once_in_stage_12_used_in_13_and_packed_in_15(
     record = yaml.safe_load(path.read_text())
     assert record["data"] == {"speech": "dump/raw/dev/wav.scp", "text": "dump/raw/dev/text"}
     assert record["num_utterances"] == len((recipe / "dump/raw/dev/wav.scp").read_text().splitlines())
-    assert record["model_sha256"] == sha256_of(recipe / "exp/asr_dld/valid.loss.ave.pth")
+    assert record["model_sha256"] == file_sha256(recipe / "exp/asr_dld/valid.loss.ave.pth")
     assert sorted(record["profile"]) == [1, 2, 3, 4, 5, 6] and is_nested(record["profile"])
     assert f"depth 1: blocks {record['profile'][1]}" in r.stdout
     assert not (recipe / "exp/asr_ld/depth_profile.yaml").exists()  # --students dld only

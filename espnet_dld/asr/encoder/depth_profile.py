@@ -29,7 +29,6 @@ is refused.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -38,20 +37,12 @@ import yaml
 
 from espnet_dld.asr.encoder.layer_gating import PROFILE_HOWTO, check_profile
 from espnet_dld.data.atomic import atomic_path
+from espnet_dld.utils.checkpoint import file_sha256
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
 PROFILE_FILE = "depth_profile.yaml"
-
-
-def sha256_of(path: PathLike) -> str:
-    """Hex SHA-256 of a file's bytes (identifies the checkpoint a profile was measured on)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def default_profile_path(model_file: PathLike) -> Path:
@@ -104,7 +95,7 @@ def load_depth_profile(
     record = read_depth_profile(path, num_blocks)
     expected = record.get("model_sha256")
     if model_file is not None and expected is not None:
-        actual = sha256_of(model_file)
+        actual = file_sha256(model_file)
         if actual != expected:
             raise ValueError(
                 f"depth profile {path} was measured on a model file {record.get('model_file', '?')} with "

@@ -7,9 +7,9 @@ from espnet_dld.asr.encoder.depth_profile import (
     dump_depth_profile,
     load_depth_profile,
     read_depth_profile,
-    sha256_of,
 )
 from espnet_dld.asr.encoder.depth_search import best_candidate, greedy_backward_elimination, is_nested
+from espnet_dld.utils.checkpoint import file_sha256
 
 # how much the criterion rises without each block; blocks 1 and 3 tie
 COST = [5.0, 1.0, 3.0, 1.0, 9.0]
@@ -67,7 +67,7 @@ PROFILE = {3: [0, 1, 2], 2: [0, 2], 1: [1]}
 def test_written_profile_reads_back_and_the_checksum_must_match(tmp_path, model_file):
     path = tmp_path / "depth_profile.yaml"
     record = {"num_blocks": 3, "criterion": "ctc_loss", "model_file": "model.pth",
-              "model_sha256": sha256_of(model_file), "profile": PROFILE}
+              "model_sha256": file_sha256(model_file), "profile": PROFILE}
     dump_depth_profile(path, record)
     assert "2: [0, 2]" in path.read_text()  # block lists on one line
     assert not list(tmp_path.glob(".*tmp*"))
@@ -115,7 +115,7 @@ def encoder(policy="uniform"):
 
 
 def test_a_carried_profile_makes_the_policy_profile_unless_overridden(tmp_path, model_file):
-    write(tmp_path / "depth_profile.yaml", {"num_blocks": 3, "model_sha256": sha256_of(model_file), "profile": PROFILE})
+    write(tmp_path / "depth_profile.yaml", {"num_blocks": 3, "model_sha256": file_sha256(model_file), "profile": PROFILE})
     enc = encoder()
     assert apply_depth_profile(enc, model_file) == ("profile", tmp_path / "depth_profile.yaml")
     assert enc.set_depth(1) == [1]
