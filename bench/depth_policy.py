@@ -84,10 +84,12 @@ def ensure_profile(recipe: Path, exp: Path, valid: Tuple[Path, str, str], criter
     from espnet_dld.asr.encoder.depth_profile import read_depth_profile
     from espnet_dld.utils.checkpoint import file_sha256
 
-    path = exp / "depth_profile.yaml"
+    # the recipe's file holds the default criterion; another criterion gets its own file
+    path = exp / ("depth_profile.yaml" if criterion == "ctc_loss" else f"depth_profile_{criterion}.yaml")
     if path.is_file():
         record = read_depth_profile(path)
-        if record.get("model_sha256") in (None, file_sha256(exp / MODEL_FILE)):
+        if record.get("model_sha256") in (None, file_sha256(exp / MODEL_FILE)) and \
+                record.get("criterion", criterion) == criterion:
             print(f"  {path.relative_to(recipe)}: {record.get('criterion', '?')} profile {record['profile']}")
             return path
         print(f"  {path.relative_to(recipe)} was measured on other weights: searching again")
@@ -95,7 +97,8 @@ def ensure_profile(recipe: Path, exp: Path, valid: Tuple[Path, str, str], criter
     cmd = [sys.executable, "-m", "espnet_dld.bin.depth_profile", "--asr_model_file",
            str((exp / MODEL_FILE).relative_to(recipe)), "--criterion", criterion,
            "--data_path_and_name_and_type", f"{(folder / scp).relative_to(recipe)},speech,{kind}",
-           "--data_path_and_name_and_type", f"{(folder / 'text').relative_to(recipe)},text,text"]
+           "--data_path_and_name_and_type", f"{(folder / 'text').relative_to(recipe)},text,text",
+           "--out", str(path.relative_to(recipe))]
     print(f"  ({recipe}) {shlex.join(cmd[1:])}", flush=True)
     r = subprocess.run(cmd, cwd=recipe, env=env(), capture_output=True, text=True)
     if r.returncode != 0:

@@ -17,13 +17,16 @@ e.g. by ``bench/accuracy_depth.py --tag _cached --ld_tag "" --run_args
    interleaved, so machine load differs between them: the step ratio of 1 is
    the controlled figure).
 
-    python bench/teacher_cache_cost.py --recipe egs2/mini_dld/asr1 --seeds 0 1 2 \\
+    python bench/teacher_cache_cost.py --recipe egs2/mini_dld/asr1 --seeds 0 1 2 --threads 1 \\
+        --online_json bench/results/accuracy_mini_dld.json \\
+        --cached_json bench/results/ablation_mini_dld_cached.json \\
         --json bench/results/teacher_cache_cost_mini_dld.json
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import shutil
 import statistics
 import sys
@@ -129,6 +132,24 @@ def run_times(recipe: Path, seeds: List[int], tag: str) -> List[Dict]:
     return rows
 
 
+def wer_comparison(online_json: str, cached_json: str) -> List[Dict]:
+    """DLD's WER per depth, online teacher against cache, from two
+    ``accuracy_depth.py`` JSON files: means, spreads, and the difference in
+    units of the larger of the two standard deviations."""
+    online = json.loads(Path(online_json).read_text())["recipes"]
+    cached = json.loads(Path(cached_json).read_text())["recipes"]
+    rows = []
+    for recipe, agg in cached.items():
+        for test_set, entry in agg["test_sets"].items():
+            for d in range(1, agg["num_blocks"] + 1):
+                o, c = online[recipe]["test_sets"][test_set]["dld"][str(d)], entry["dld"][str(d)]
+                spread = max(o["std"], c["std"])
+                rows.append({"recipe": recipe, "test_set": test_set, "depth": d, "online": o, "cached": c,
+                             "diff": c["mean"] - o["mean"],
+                             "diff_in_std": (c["mean"] - o["mean"]) / spread if spread > 0 else None})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", required=True)
@@ -138,6 +159,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--online_json", help="accuracy_depth.py JSON of the online-teacher seeds (WER comparison)")
+    parser.add_argument("--cached_json", help="accuracy_depth.py JSON of the cached seeds (--tag _cached)")
     parser.add_argument("--json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -166,8 +189,16 @@ def main() -> None:
               f"{r['cached']['epochs']} / {r['cached']['seconds']:.0f} | {fmt(r['cached_over_online'], 3)} |")
     mean_ratio = statistics.fmean(r["cached_over_online"] for r in runs)
     print(f"\nwhole runs: cached/online training wall-clock {mean_ratio:.3f} (mean over seeds; runs not interleaved)")
+    wers = []
+    if args.online_json and args.cached_json:
+        wers = wer_comparison(args.online_json, args.cached_json)
+        print("\n| set | depth | DLD online teacher | DLD cached posteriors | cached - online | / larger std |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for r in wers:
+            print(f"| {r['recipe']}/{r['test_set']} | {r['depth']} | {r['online']['mean']:.1f} ± {r['online']['std']:.1f} | "
+                  f"{r['cached']['mean']:.1f} ± {r['cached']['std']:.1f} | {r['diff']:+.1f} | {fmt(r['diff_in_std'], 2)} |")
     write_json(args.json, {"recipe": str(Path(args.recipe)), "tag": args.tag, "step_cost": step, "dump": once,
-                           "runs": runs, "mean_run_ratio": mean_ratio})
+                           "runs": runs, "mean_run_ratio": mean_ratio, "wer": wers})
 
 
 if __name__ == "__main__":
