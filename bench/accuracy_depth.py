@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import fmt, parse_seeds, report_json, student_exp, suffix, write_json  # noqa: E402
+from common import (  # noqa: E402
+    finish_depth_axes, fmt, parse_seeds, report_json, save_figure, student_exp, suffix, write_json,
+)
 
 
 def share_ld(recipe: Path, seeds: List[int], tag: str, ld_tag: str) -> None:
@@ -192,15 +194,8 @@ def plot(results: Dict[str, Dict], path: Path) -> None:
         if entry["teacher"] is not None:
             ax.axhline(entry["teacher"], color="grey", lw=1, ls=":", label="teacher")
         ax.set_title(f"{name} / {test_set}")
-        ax.set_xlabel("encoder depth (blocks)")
-        ax.set_ylabel("WER (%)")
-        ax.set_ylim(0, min(100, max(entry["ld"][depths[0]]["max"], entry["dld"][depths[0]]["max"]) + 5))
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    print(f"wrote {path}")
+        finish_depth_axes(ax, min(100, max(entry["ld"][depths[0]]["max"], entry["dld"][depths[0]]["max"]) + 5))
+    save_figure(fig, path)
 
 
 def main() -> None:

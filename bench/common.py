@@ -67,3 +67,19 @@ def parse_seeds(values: Sequence[str]) -> list:
         return [int(v) for v in values]
     except ValueError:
         raise SystemExit(f"--seeds: integers expected, got {' '.join(values)}")
+
+
+def finish_depth_axes(ax, ymax: float) -> None:
+    """The WER-against-depth axes every bench plot shares."""
+    ax.set_xlabel("encoder depth (blocks)")
+    ax.set_ylabel("WER (%)")
+    ax.set_ylim(0, ymax)
+    ax.grid(alpha=0.3)
+    ax.legend()
+
+
+def save_figure(fig, path: Path) -> None:
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")

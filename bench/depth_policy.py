@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, parse_seeds, student_exp, write_json  # noqa: E402
+from common import REPO, finish_depth_axes, parse_seeds, save_figure, student_exp, write_json  # noqa: E402
 
 sys.path.insert(0, str(REPO))  # this checkout's espnet_dld, also in the subprocesses (env())
 
@@ -233,15 +233,8 @@ def plot(panels: List[Tuple[str, Dict, List[str]]], path: Path) -> None:
             ax.errorbar(depths, [entry[p][d]["mean"] for d in depths], yerr=[entry[p][d]["std"] for d in depths],
                         fmt=styles.get(p, "x-"), capsize=3, label=p)
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("encoder depth (blocks)")
-        ax.set_ylabel("WER (%)")
-        ax.set_ylim(0, max(entry[p][d]["max"] + entry[p][d]["std"] for p in policies for d in depths) + 5)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    print(f"wrote {path}")
+        finish_depth_axes(ax, max(entry[p][d]["max"] + entry[p][d]["std"] for p in policies for d in depths) + 5)
+    save_figure(fig, path)
 
 
 def main() -> None:
