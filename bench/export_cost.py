@@ -30,16 +30,13 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_json  # noqa: E402
 
+from espnet_dld.utils.espnet_only import BLOCK_ESPNET_DLD  # noqa: E402
+
 DECODE = {"beam_size": 1, "ctc_weight": 1.0, "nbest": 1, "device": "cpu"}
 
 # ESPnet alone: any import of espnet_dld fails in this process
-ESPNET_ONLY = r"""
-import importlib.abc, json, sys
-class BlockEspnetDld(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "espnet_dld":
-            raise ImportError("espnet_dld is blocked in this process")
-sys.meta_path.insert(0, BlockEspnetDld())
+ESPNET_ONLY = BLOCK_ESPNET_DLD + r"""
+import json, sys
 import soundfile as sf, torch
 from espnet_model_zoo.downloader import ModelDownloader
 from espnet2.bin.asr_inference import Speech2Text

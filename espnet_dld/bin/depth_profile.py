@@ -46,7 +46,7 @@ from espnet_dld.asr.encoder.depth_profile import default_profile_path, dump_dept
 from espnet_dld.asr.encoder.depth_search import greedy_backward_elimination  # noqa: E402
 from espnet_dld.asr.encoder.layer_gating import DynamicDepthMixin  # noqa: E402
 from espnet_dld.utils.checkpoint import build_model_strict, file_sha256  # noqa: E402
-from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging  # noqa: E402
+from espnet_dld.utils.cli import add_log_level, run_cli  # noqa: E402
 from espnet_dld.utils.model_zoo import unpack_model  # noqa: E402
 from espnet_dld.utils.trained_model import rebuilding_trained_model  # noqa: E402
 
@@ -329,18 +329,13 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report(r: Dict) -> str:
+    lines = [f"{r['out']}: {r['criterion']} on {r['num_utterances']} utterances of {r['data']['speech']}"]
+    return "\n".join(lines + [f"  depth {k}: blocks {layers}" for k, layers in r["profile"].items()])
+
+
 def main(cmd: Optional[Sequence[str]] = None) -> int:
-    args = get_parser().parse_args(cmd)
-    setup_logging(args.log_level)
-    kwargs = {k: v for k, v in vars(args).items() if k != "log_level"}
-
-    def body() -> None:
-        r = depth_profile(**kwargs)
-        print(f"{r['out']}: {r['criterion']} on {r['num_utterances']} utterances of {r['data']['speech']}")
-        for k, layers in r["profile"].items():
-            print(f"  depth {k}: blocks {layers}")
-
-    return run_tool("depth_profile", body, errors=(ValueError, FileNotFoundError, RuntimeError))
+    return run_cli("depth_profile", get_parser(), depth_profile, cmd, _report)
 
 
 if __name__ == "__main__":

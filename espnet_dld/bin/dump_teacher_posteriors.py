@@ -33,13 +33,12 @@ from espnet_dld.asr.teacher_cache import (
     FILE_STEMS,
     TOPK_IDX,
     TOPK_PROB,
-    TeacherCacheError,
     check_same_meta,
     make_meta,
     read_meta,
 )
 from espnet_dld.data.atomic import write_text_atomic
-from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging
+from espnet_dld.utils.cli import add_log_level, run_cli
 
 logger = logging.getLogger(__name__)
 
@@ -192,11 +191,7 @@ def teacher_train_args(teacher_config: Optional[str], teacher_model: str) -> arg
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> int:
-    args = get_parser().parse_args(cmd)
-    setup_logging(args.log_level)
-    kwargs = {k: v for k, v in vars(args).items() if k != "log_level"}
-    return run_tool("dump_teacher_posteriors", lambda: dump(**kwargs),
-                    (ValueError, FileNotFoundError, TeacherCacheError))
+    return run_cli("dump_teacher_posteriors", get_parser(), dump, cmd)
 
 
 if __name__ == "__main__":

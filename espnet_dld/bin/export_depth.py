@@ -47,7 +47,7 @@ from espnet_dld.asr.encoder.depth_profile import apply_depth_profile, default_pr
 from espnet_dld.asr.encoder.layer_gating import DEPTH_POLICIES, DynamicDepthMixin  # noqa: E402
 from espnet_dld.utils.trained_model import rebuilding_trained_model  # noqa: E402
 from espnet_dld.utils.checkpoint import build_model_strict, load_state_dict_strict  # noqa: E402
-from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging  # noqa: E402
+from espnet_dld.utils.cli import add_log_level, run_cli  # noqa: E402
 from espnet_dld.utils.model_zoo import unpack_model  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -366,17 +366,13 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report(r: Dict[str, Any]) -> str:
+    return (f"{r['input']}: {r['input_bytes']} bytes -> {r['outpath']}: {r['output_bytes']} bytes "
+            f"(blocks {r['layers']} of {r['num_layers']})")
+
+
 def main(cmd: Optional[Sequence[str]] = None) -> int:
-    args = get_parser().parse_args(cmd)
-    setup_logging(args.log_level)
-    kwargs = {k: v for k, v in vars(args).items() if k != "log_level"}
-
-    def body() -> None:
-        r = export_depth(**kwargs)
-        print(f"{r['input']}: {r['input_bytes']} bytes -> {r['outpath']}: {r['output_bytes']} bytes "
-              f"(blocks {r['layers']} of {r['num_layers']})")
-
-    return run_tool("export_depth", body, errors=(ValueError, FileNotFoundError, RuntimeError))
+    return run_cli("export_depth", get_parser(), export_depth, cmd, _report)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Callable, Dict, Tuple, Type
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type
 
 LOG_FORMAT = "%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -35,6 +35,29 @@ def run_tool(
         print(f"ERROR: {tool}: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def run_cli(
+    tool: str,
+    parser: argparse.ArgumentParser,
+    func: Callable[..., Any],
+    cmd: Optional[Sequence[str]] = None,
+    report: Optional[Callable[[Any], str]] = None,
+    errors: Tuple[Type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError),
+) -> int:
+    """The ``main`` of a tool whose options are its function's arguments:
+    parse ``cmd``, set up logging (``--log_level``), call ``func`` with the
+    other options, print ``report(result)``; expected errors as in :func:`run_tool`."""
+    args = parser.parse_args(cmd)
+    setup_logging(args.log_level)
+    kwargs = {k: v for k, v in vars(args).items() if k != "log_level"}
+
+    def body() -> None:
+        result = func(**kwargs)
+        if report is not None:
+            print(report(result))
+
+    return run_tool(tool, body, errors)
 
 
 def print_dirs(dirs: Dict[str, Path]) -> None:

@@ -16,18 +16,14 @@ import torch
 import yaml
 
 from espnet_dld.bin.export_depth import block_state_dict, export_depth, main, remap_interctc
+from espnet_dld.utils.espnet_only import BLOCK_ESPNET_DLD
 
 DECODE = dict(beam_size=2, ctc_weight=1.0, nbest=1, device="cpu")
 
 # Runs with ESPnet only: espnet_dld cannot be imported (a meta-path blocker,
 # no PYTHONPATH, cwd outside the source tree).
-ESPNET_ONLY = r"""
-import importlib.abc, sys
-class BlockEspnetDld(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "espnet_dld":
-            raise ImportError("espnet_dld is blocked in this process")
-sys.meta_path.insert(0, BlockEspnetDld())
+ESPNET_ONLY = BLOCK_ESPNET_DLD + r"""
+import sys
 import json
 import numpy as np, torch
 from espnet_model_zoo.downloader import ModelDownloader
