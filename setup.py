@@ -9,10 +9,14 @@ exec((Path(__file__).parent / "espnet_dld" / "version.py").read_text(), version)
 install_requires = [
     # espnet 202511 is the last release for Python 3.11; 202611 needs >= 3.12.
     "espnet>=202511",
-    # torchaudio 2.11 is the last release and only loads beside torch 2.11;
-    # espnet2.tasks.asr imports torchaudio.
+    # Ranges for installing into your own environment; tools/install.sh
+    # installs the exact tested versions of tools/lock/ instead.
+    # torchaudio's compiled library only loads beside the torch it was built
+    # for, and espnet2.tasks.asr imports torchaudio: torchaudio 2.11.1 fails
+    # beside torch 2.11.0 ("undefined symbol:
+    # torch_exception_get_what_without_backtrace"), so it is excluded.
     "torch>=2.11,<2.12",
-    "torchaudio>=2.11,<2.12",
+    "torchaudio>=2.11,<2.12,!=2.11.1",
     "espnet_model_zoo>=0.1.7",
     "sentencepiece>=0.1.99",
     "kaldiio>=2.18",
