@@ -10,7 +10,10 @@ model, each into ``<output_dir>/depth<K>/`` (``--depth_layers`` into
 decodes into ``<output_dir>`` itself, as with ESPnet.  Next to the usual
 ``1best_recog/`` files, ``decode_stats.json`` records the blocks that ran,
 the depth policy that chose them and the decoding and encoder time, for
-real-time factors.
+real-time factors.  Every recording of a ``sound`` input is checked before
+anything is decoded (:mod:`espnet_dld.asr.wav_scp_check`): a bad one stops
+the run naming its key and path, or is skipped with ``--skip_bad_utts true``;
+either way it is listed in ``<output_dir>/bad_utts.txt``.
 
 A depth profile (``depth_profile.yaml``, measured by
 ``espnet_dld.bin.depth_profile``) beside the model file, or given with
