@@ -169,6 +169,21 @@ def test_truncated_or_corrupt_zips_name_the_file_and_what_to_do(packed, tmp_path
         assert "re-download it" in str(e.value)
 
 
+def test_packed_tgz_is_checked_as_well(tiny_exp, s2t, tmp_path, monkeypatch):
+    from espnet2.bin.pack import main as pack
+
+    monkeypatch.setenv("ESPNET_DLD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tiny_exp.root)
+    pack(["asr", "--asr_train_config", "exp/dld/config.yaml", "--asr_model_file", "exp/dld/valid.loss.ave.pth",
+          "--option", "stats/train/feats_stats.npz", "--outpath", str(tmp_path / "model.tgz")])
+    wav = first_wav(tiny_exp)
+    assert hyp(Speech2Text.from_pretrained(str(tmp_path / "model.tgz"), depth=3, **GREEDY)(wav)) == hyp(s2t(wav))
+    data = (tmp_path / "model.tgz").read_bytes()
+    (tmp_path / "truncated.tgz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match=rf"packed model {tmp_path}/truncated.tgz cannot be read \(truncated or corrupt\)"):
+        Speech2Text.from_pretrained(str(tmp_path / "truncated.tgz"), **GREEDY)
+
+
 @pytest.mark.parametrize(
     "drop, fragment",
     [
