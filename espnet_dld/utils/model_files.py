@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
 
@@ -33,7 +34,7 @@ def repack_hint(path: PathLike) -> str:
 
 
 def _archive_names_and_meta(path: Path) -> Tuple[list, Optional[bytes]]:
-    """Member names and the parsed ``meta.yaml`` of a zip or tar archive."""
+    """Member names of a zip or tar archive and the bytes of its ``meta.yaml`` (None if it has none)."""
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
@@ -64,7 +65,7 @@ def check_packed_model(path: PathLike) -> Dict[str, str]:
         names, meta_text = _archive_names_and_meta(path)
     except ModelFileError as e:
         raise ModelFileError(f"{e}; {hint}") from None
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
+    except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError, OSError) as e:
         raise ModelFileError(f"packed model {path} cannot be read (truncated or corrupt): {e}; {hint}") from e
     if meta_text is None:
         raise ModelFileError(f"packed model {path} holds no meta.yaml, so it is not a model packed by "
