@@ -10,7 +10,10 @@ model, each into ``<output_dir>/depth<K>/`` (``--depth_layers`` into
 decodes into ``<output_dir>`` itself, as with ESPnet.  Next to the usual
 ``1best_recog/`` files, ``decode_stats.json`` records the blocks that ran,
 the depth policy that chose them and the decoding and encoder time, for
-real-time factors.
+real-time factors.  Every recording of a ``sound`` input is checked before
+anything is decoded (:mod:`espnet_dld.asr.wav_scp_check`): a bad one stops
+the run naming its key and path, or is skipped with ``--skip_bad_utts true``;
+either way it is listed in ``<output_dir>/bad_utts.txt``.
 
 A depth profile (``depth_profile.yaml``, measured by
 ``espnet_dld.bin.depth_profile``) beside the model file, or given with
@@ -45,6 +48,13 @@ from espnet_dld.asr.encoder.layer_gating import DEPTH_POLICIES  # noqa: E402
 from espnet_dld.utils.trained_model import rebuilding_trained_model  # noqa: E402
 from espnet_dld.utils.checkpoint import load_state_dict_strict  # noqa: E402
 from espnet_dld.utils.model_zoo import unpack_model  # noqa: E402
+from espnet_dld.asr.audio_input import ModelAudioInput, Speech  # noqa: E402
+from espnet_dld.asr.wav_scp_check import screen_decoding_data  # noqa: E402
+from espnet_dld.utils.cli import run_tool  # noqa: E402
+from espnet_dld.utils.espnet_warnings import filter_unactionable_espnet_warnings  # noqa: E402
+from espnet_dld.utils.model_files import check_train_config  # noqa: E402
+
+filter_unactionable_espnet_warnings()
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +63,15 @@ class Speech2Text(espnet_inference.Speech2Text):
     """ESPnet's ``Speech2Text`` with a selectable encoder depth.
 
     >>> s2t = Speech2Text("exp/x/config.yaml", "exp/x/valid.loss.ave.pth", depth=6)
-    >>> text, *_ = s2t(speech)[0]
+    >>> text, *_ = s2t("utt.wav")[0]    # or s2t(samples, fs=8000): resampled to the model's rate
     >>> s2t.set_depth(3)   # no reload; None = all blocks
+
+    Speech is a path to an audio file, or float samples (numpy array, torch
+    tensor, list) at the model's rate unless ``fs`` says otherwise; int16 and
+    int32 PCM are scaled by their full scale (``x / 32768`` for int16).  Empty
+    or too short audio (``min_samples``), NaN/Inf, several channels and
+    unreadable files raise a ``ValueError`` saying what to do
+    (:mod:`espnet_dld.asr.audio_input`).
 
     Weights load strictly (ESPnet loads with ``strict=False``): missing or
     unexpected keys raise an error listing them.  A DLD student is built
@@ -94,6 +111,7 @@ class Speech2Text(espnet_inference.Speech2Text):
             if asr_model_file is None:
                 raise ValueError("give asr_train_config, asr_model_file, or both")
             asr_train_config = Path(asr_model_file).parent / "config.yaml"
+        check_train_config(asr_train_config)
         with rebuilding_trained_model():
             super().__init__(asr_train_config=asr_train_config, asr_model_file=None, **kwargs)
         if asr_model_file is not None:
@@ -103,12 +121,23 @@ class Speech2Text(espnet_inference.Speech2Text):
                 raise ValueError("ctc_greedy needs a model with a CTC branch")
             self.beam_search = CTCGreedySearch(self.asr_model.ctc, self.asr_model.sos, self.asr_model.eos,
                                                getattr(self.asr_model, "blank_id", 0))
+        self.audio_input = ModelAudioInput.for_model(self.asr_model, self.asr_train_args, self.device, self.dtype)
         self.timing = DecodeTiming(self.asr_model.encoder)
         self._lock = threading.RLock()
         _, self.depth_profile_path = apply_depth_profile(
             self.asr_model.encoder, asr_model_file, depth_profile=depth_profile, depth_policy=depth_policy
         )
         self.set_depth(depth, layers)
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate the model was trained at; other rates are resampled to it."""
+        return self.audio_input.sample_rate
+
+    @property
+    def min_samples(self) -> Optional[int]:
+        """The fewest samples (at ``sample_rate``) this model can decode."""
+        return self.audio_input.min_samples
 
     # -- depth -----------------------------------------------------------
     @property
@@ -151,14 +180,17 @@ class Speech2Text(espnet_inference.Speech2Text):
     @torch.no_grad()
     def __call__(
         self,
-        speech: Union[torch.Tensor, np.ndarray],
+        speech: Speech,
         depth: Optional[int] = None,
         layers: Optional[Sequence[int]] = None,
+        fs: Optional[int] = None,
     ):
-        """Decode ``speech``; ``depth``/``layers`` apply to this call only
+        """Decode ``speech`` (a path, or samples at ``fs`` Hz, default the
+        model's rate); ``depth``/``layers`` apply to this call only
         (the instance's depth is restored afterwards), so threads decoding at
         different depths do not race on the encoder's depth.  Neither given:
         the instance's depth (``set_depth``); all blocks: ``depth=num_layers``."""
+        speech = self.audio_input.prepare(speech, fs)
         with self._lock:
             if depth is None and layers is None:
                 return self._decode(speech)
@@ -171,7 +203,7 @@ class Speech2Text(espnet_inference.Speech2Text):
             finally:
                 self.set_depth(layers=previous)
 
-    def _decode(self, speech: Union[torch.Tensor, np.ndarray]):
+    def _decode(self, speech: np.ndarray):
         start = time.perf_counter()
         try:
             return super().__call__(speech)
@@ -261,9 +293,11 @@ def inference(
     ctc_greedy: bool = False,
     depth_profile: Optional[str] = None,
     depth_policy: Optional[str] = None,
+    skip_bad_utts: bool = False,
     **kwargs: Any,
 ) -> None:
-    """Decode the data once per requested depth with one loaded model."""
+    """Decode the data once per requested depth with one loaded model;
+    every recording is checked first (``--skip_bad_utts``)."""
     if depth and depth_layers:
         raise ValueError("give --depth or --depth_layers, not both")
     logging.basicConfig(
@@ -294,6 +328,8 @@ def inference(
     for name, value, _ in settings:  # validate every depth before decoding any
         speech2text.set_depth(**{name: value})
     out_root = Path(kwargs["output_dir"])
+    kwargs["key_file"] = screen_decoding_data(speech2text.audio_input, kwargs["data_path_and_name_and_type"],
+                                              str(out_root), kwargs.get("key_file"), skip_bad_utts)
     for name, value, subdir in settings:
         active = speech2text.set_depth(**{name: value})
         out_dir = out_root / subdir if subdir else out_root
@@ -339,16 +375,22 @@ def get_parser():
         "--ctc_greedy", type=str2bool, default=False,
         help="decode by CTC best path (argmax, merge repeats, drop blanks) instead of beam search",
     )
+    group.add_argument(
+        "--skip_bad_utts", type=str2bool, default=False,
+        help="every recording is checked before decoding (readable, mono, at the model's rate, long enough, "
+        "no NaN/Inf); bad ones stop the run with their key and path, or with this option are skipped; "
+        "either way they are listed in <output_dir>/bad_utts.txt",
+    )
     return parser
 
 
-def main(cmd=None):
+def main(cmd=None) -> int:
     print(get_commandline_args(), file=sys.stderr)
     args = get_parser().parse_args(cmd)
     kwargs = vars(args)
     kwargs.pop("config", None)
-    inference(**kwargs)
+    return run_tool("asr_inference", lambda: inference(**kwargs))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

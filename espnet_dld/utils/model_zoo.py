@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import tarfile
 import warnings
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Dict, Optional, Union
+
+from espnet_dld.utils.model_files import check_packed_model, unpack_error
 
 
 def default_cache_dir() -> Path:
@@ -32,9 +38,14 @@ def unpack_model(model: Union[str, Path], cachedir: Optional[Union[str, Path]] =
         key = hashlib.sha1(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
         root = Path(cachedir) if cachedir is not None else default_cache_dir()
         target = root / f"{path.stem}-{key}"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "Expanding a local model to the cachedir"
-            info = ModelDownloader(target).download_and_unpack(str(path.resolve()))
+        check_packed_model(path)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "Expanding a local model to the cachedir"
+                info = ModelDownloader(target).download_and_unpack(str(path.resolve()))
+        except (zipfile.BadZipFile, tarfile.TarError, zlib.error, EOFError) as e:
+            shutil.rmtree(target, ignore_errors=True)  # no half-unpacked cache that a rerun would trust
+            raise unpack_error(path, e) from e
     else:
         if str(model).endswith(".zip") or os.sep in str(model):
             raise FileNotFoundError(f"packed model {model} does not exist")

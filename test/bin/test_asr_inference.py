@@ -167,6 +167,9 @@ def test_wavlm_student_decodes_at_several_depths_without_its_pretrained_file(tin
             with torch.no_grad():
                 encoded[depth] = s2t.asr_model.encode(x, n)[0]
         assert encoded[1].shape == encoded[4].shape and encoded[4].shape[1] == (x.shape[1] - 80) // 320
+        assert s2t.min_samples == 400  # the fewest samples that give one frame: (n - 80) // 320 >= 1
+        with pytest.raises(ValueError, match=r"needs at least 400 samples at 16000 Hz \(25.0 ms\)"):
+            s2t(speech[:399])
         assert not torch.allclose(encoded[1], encoded[4]) and not torch.allclose(encoded[2], encoded[4])
         fresh = Speech2Text(cfg, pth, depth=2, ctc_greedy=True, device="cpu")
         assert fresh(speech)[0][2] == hyps[2]
