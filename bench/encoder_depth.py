@@ -100,6 +100,8 @@ def main() -> None:
                 for fe in order:
                     enc = encoders[fe]
                     times[fe][k].append(front_end_time(enc, x, masks) if k == 0 else depth_time(enc, k, x, lens))
+            print(f"round {r + 1}/{args.rounds}: " + ", ".join(
+                f"{fe} full depth {times[fe][n][-1] * 1000:.0f} ms" for fe in encoders), file=sys.stderr, flush=True)
     active = {k: encoders[args.front_ends[0]].set_depth(k) for k in range(1, n + 1)}
     results = {fe: summarize(times[fe], active) for fe in encoders}
 
