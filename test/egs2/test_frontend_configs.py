@@ -69,3 +69,17 @@ def test_conv1d_teacher_and_student_build_with_shared_parameter_names(recipe, su
     student = build(conf / f"train_student{suffix}.yaml", tmp_path, n_tokens, "--model_conf", "kd_weight=0.0")
     assert isinstance(teacher.encoder.embed, Conv1dSubsampling4) and isinstance(student.encoder.embed, Conv1dSubsampling4)
     assert list(teacher.state_dict()) == list(student.state_dict())
+
+
+def test_run_sh_selects_the_other_front_end(tmp_path):
+    from recipe_copy import copy_recipe, run_recipe
+
+    # a stage past the last one: dld.sh checks its options (and that the configs exist), then does nothing
+    for recipe, option, variant, expdir in (("mini_dld", "conformer_conv1d", "conv1d", "exp/conv1d"),
+                                            ("librispeech_dld", "conformer_conv2d", "conv2d", "exp/conv2d")):
+        copy = copy_recipe(recipe, tmp_path / recipe / "asr1")
+        r = run_recipe(copy, ["--encoder", option, "--stage", "99"], timeout=120)
+        log = r.stdout + r.stderr
+        assert r.returncode == 0, log[-3000:]
+        assert (f"--teacher_config conf/tuning/train_teacher_{variant}.yaml "
+                f"--student_config conf/tuning/train_student_{variant}.yaml --expdir {expdir}") in log
