@@ -7,8 +7,8 @@ Encoder sizes are ESPnet's LibriSpeech-100 conformer (12 blocks, d=256,
 4 heads, FFN 1024, kernel 31, 80 mel inputs).  Every (depth, front end)
 pair is timed once per round, the two front ends back to back at each depth
 (their order alternating between rounds), so that noise from other processes
-on the machine hits both alike; each figure is the median over rounds, and
-each ratio is taken within one front end.
+on the machine hits both alike; a ratio is time(k) / time(12) of one front
+end within one round, and the figure is its median over rounds.
 
     python bench/encoder_depth.py [--json out.json] [--rounds 5] [--seconds 10]
 
@@ -40,19 +40,25 @@ TARGET_SLACK = 0.1
 
 
 def summarize(times: Dict[int, Sequence[float]], active: Dict[int, List[int]]) -> Dict[str, object]:
-    """Median times of depths 1..N (and 0: the front end alone), in seconds,
-    as ratios to full depth with the target k/N + 0.1; ``blocks_only`` is the
-    ratio with the front end's time taken off both sides."""
+    """Times of depths 1..N (and 0: the front end alone), in seconds, one per
+    round, as ratios to full depth with the target k/N + 0.1.  A ratio is the
+    median over rounds of time(k) / time(N) within the round, so that load
+    which changes between rounds cancels out; ``ms`` is the median time.
+    ``blocks_only`` is the ratio with the front end's time taken off both sides."""
     n = max(times)
-    full, fixed = statistics.median(times[n]), statistics.median(times[0])
+    full, fixed = times[n], times[0]
+
+    def median_ratio(num: Sequence[float], den: Sequence[float]) -> float:
+        return statistics.median(a / b for a, b in zip(num, den))
+
     rows = []
     for k in range(1, n + 1):
-        t = statistics.median(times[k])
-        ratio, target = t / full, k / n + TARGET_SLACK
-        rows.append(dict(depth=k, layers=active[k], ms=round(t * 1000, 2), ratio=round(ratio, 4),
-                         target=round(target, 4), met=ratio <= target,
-                         blocks_only_ratio=round((t - fixed) / (full - fixed), 4)))
-    return dict(fixed_ms=round(fixed * 1000, 2), fixed_ratio=round(fixed / full, 4),
+        ratio, target = median_ratio(times[k], full), k / n + TARGET_SLACK
+        rows.append(dict(depth=k, layers=active[k], ms=round(statistics.median(times[k]) * 1000, 2),
+                         ratio=round(ratio, 4), target=round(target, 4), met=ratio <= target,
+                         blocks_only_ratio=round(median_ratio([t - f for t, f in zip(times[k], fixed)],
+                                                              [t - f for t, f in zip(full, fixed)]), 4)))
+    return dict(fixed_ms=round(statistics.median(fixed) * 1000, 2), fixed_ratio=round(median_ratio(fixed, full), 4),
                 all_met=all(r["met"] for r in rows), rows=rows)
 
 
