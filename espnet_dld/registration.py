@@ -9,7 +9,8 @@ ESPnet (data preparation, scoring, reports) should not pay, so
 imported, and otherwise installs a one-shot import hook that registers the
 moment it is.  Either way, whenever ``espnet2.tasks.asr`` exists in a process
 that imported ``espnet_dld``, it knows ``dld_conformer``, ``dld_transformer``,
-``dld_wavlm``, ``wavlm`` (static WavLM, e.g. a teacher) and ``dld``.  The hook also keeps ESPnet's offline import noise quiet.
+``dld_wavlm``, ``wavlm`` (static WavLM, e.g. a teacher), ``static_conformer`` and
+``static_transformer`` (ESPnet's, plus ``input_layer: conv1d4x``) and ``dld``.  The hook also keeps ESPnet's offline import noise quiet.
 """
 from __future__ import annotations
 
@@ -28,11 +29,14 @@ def register() -> None:
     from espnet_dld.asr.encoder.dld_conformer_encoder import DLDConformerEncoder
     from espnet_dld.asr.encoder.dld_transformer_encoder import DLDTransformerEncoder
     from espnet_dld.asr.encoder.dld_wavlm_encoder import DLDWavLMEncoder, WavLMEncoder
+    from espnet_dld.asr.encoder.static_encoders import StaticConformerEncoder, StaticTransformerEncoder
 
     espnet_asr.encoder_choices.classes["dld_conformer"] = DLDConformerEncoder
     espnet_asr.encoder_choices.classes["dld_transformer"] = DLDTransformerEncoder
     espnet_asr.encoder_choices.classes["dld_wavlm"] = DLDWavLMEncoder
     espnet_asr.encoder_choices.classes["wavlm"] = WavLMEncoder
+    espnet_asr.encoder_choices.classes["static_conformer"] = StaticConformerEncoder
+    espnet_asr.encoder_choices.classes["static_transformer"] = StaticTransformerEncoder
     espnet_asr.model_choices.classes["dld"] = DLDESPnetASRModel
 
 

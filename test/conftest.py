@@ -32,3 +32,14 @@ def tiny_wavlm_exp(tmp_path_factory) -> TinyExperiment:
     exp.train("teacher")
     exp.train("dld")
     return exp
+
+
+@pytest.fixture(scope="session")
+def tiny_conv1d_exp(tmp_path_factory) -> TinyExperiment:
+    """The conformer experiment with ``input_layer: conv1d4x``: a
+    ``static_conformer`` teacher and a DLD student (2 steps each)."""
+    exp = TinyExperiment(tmp_path_factory.mktemp("tiny_conv1d_exp"), encoder="conv1d")
+    exp.prepare()
+    exp.train("teacher")
+    exp.train("dld")
+    return exp

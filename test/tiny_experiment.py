@@ -38,7 +38,9 @@ WAVLM_CONF = {
     "num_buckets": 16,
     "max_distance": 20,
 }
-ENCODERS = {"conformer": ("conformer", "dld_conformer", ENCODER_CONF), "wavlm": ("wavlm", "dld_wavlm", WAVLM_CONF)}
+ENCODERS = {"conformer": ("conformer", "dld_conformer", ENCODER_CONF), "wavlm": ("wavlm", "dld_wavlm", WAVLM_CONF),
+            # the authors' Conv1d front end: teachers use our static_conformer
+            "conv1d": ("static_conformer", "dld_conformer", dict(ENCODER_CONF, input_layer="conv1d4x"))}
 
 
 def make_corpus(root: Path, n_utts: int, seed: int) -> Path:

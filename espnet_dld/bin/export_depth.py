@@ -13,6 +13,12 @@ the model carries, if any, else by the encoder's ``depth_policy``;
 becomes ESPnet's ``espnet`` model, and everything else is unchanged.  This
 is how one depth is shipped to a device.
 
+An encoder with an input layer ESPnet lacks (``input_layer: conv1d4x``)
+becomes our ``static_conformer``/``static_transformer`` instead: the export
+then needs espnet_dld to load, and its config says so under ``requires``
+(the package, and the import that registers the encoder before ESPnet's
+``Speech2Text`` builds the model; docs/frontend.md).
+
 Before the package is moved into place, the static model is rebuilt from the
 written files with stock ESPnet classes, its weights are loaded strictly and
 its encoder output is compared with the dynamic model's at the same depth;
@@ -45,6 +51,7 @@ with quiet_espnet_imports():
 from espnet_dld.asr.dld_espnet_model import DLD_OPTIONS  # noqa: E402
 from espnet_dld.asr.encoder.depth_profile import apply_depth_profile, default_profile_path  # noqa: E402
 from espnet_dld.asr.encoder.layer_gating import DEPTH_POLICIES, DynamicDepthMixin  # noqa: E402
+from espnet_dld.asr.encoder.subsampling import EXTRA_INPUT_LAYERS, ExtraInputLayers  # noqa: E402
 from espnet_dld.utils.trained_model import rebuilding_trained_model  # noqa: E402
 from espnet_dld.utils.checkpoint import build_model_strict, load_state_dict_strict  # noqa: E402
 from espnet_dld.utils.cli import add_log_level, run_cli  # noqa: E402
@@ -63,23 +70,26 @@ def _ours(cls: type) -> bool:
     return cls.__module__.split(".")[0] == "espnet_dld"
 
 
-def static_choice(choices, name: str, what: str) -> Tuple[str, type]:
+def static_choice(choices, name: str, what: str, prefer_espnet: bool = False) -> Tuple[str, type]:
     """The registered name and class of the nearest registered base class of
-    ``choices[name]``: the ESPnet class our dynamic class extends."""
+    ``choices[name]`` (with ``prefer_espnet``, the nearest that is ESPnet's own,
+    if any): the class our dynamic class extends."""
     cls = choices.get_class(name)
-    for base in cls.__mro__[1:]:
-        for static_name, static_cls in choices.classes.items():
-            if static_cls is base:
-                return static_name, base
-    raise ValueError(f"{what} {name!r} ({cls.__name__}) extends no registered {what}; it has no static form")
+    found = [(n, c) for base in cls.__mro__[1:] for n, c in choices.classes.items() if c is base]
+    if not found:
+        raise ValueError(f"{what} {name!r} ({cls.__name__}) extends no registered {what}; it has no static form")
+    return sorted(found, key=lambda nc: prefer_espnet and _ours(nc[1]))[0]
 
 
-def static_encoder_name(name: str) -> str:
-    """ESPnet's name of the static encoder that dynamic encoder ``name`` extends."""
+def static_encoder_name(name: str, input_layer: Optional[str] = None) -> str:
+    """The name of the static encoder that dynamic encoder ``name`` extends:
+    ESPnet's, or ours where ``input_layer`` is one ESPnet lacks."""
     if not issubclass(espnet_asr.encoder_choices.get_class(name), DynamicDepthMixin):
         raise ValueError(f"encoder {name!r} is static already; there is no depth to export")
-    static_name, static_cls = static_choice(espnet_asr.encoder_choices, name, "encoder")
-    if _ours(static_cls):
+    extra_input_layer = input_layer in EXTRA_INPUT_LAYERS
+    static_name, static_cls = static_choice(espnet_asr.encoder_choices, name, "encoder",
+                                            prefer_espnet=not extra_input_layer)
+    if _ours(static_cls) and not (extra_input_layer and issubclass(static_cls, ExtraInputLayers)):
         raise ValueError(
             f"encoder {name!r}: its static form {static_name!r} ({static_cls.__name__}) is espnet_dld's own class, "
             "not ESPnet's, so no plain ESPnet model can hold it; decode it with espnet_dld.Speech2Text(depth=k)"
@@ -90,7 +100,7 @@ def static_encoder_name(name: str) -> str:
 def static_encoder_config(conf: Dict[str, Any], layers: List[int]) -> Tuple[str, Dict[str, Any]]:
     """Encoder name and options of the static encoder holding ``layers``
     (block indices of the dynamic encoder, in order)."""
-    static_name = static_encoder_name(conf["encoder"])
+    static_name = static_encoder_name(conf["encoder"], (conf.get("encoder_conf") or {}).get("input_layer"))
     enc_conf = {k: v for k, v in (conf.get("encoder_conf") or {}).items() if k not in DynamicDepthMixin.DYNAMIC_OPTIONS}
     enc_conf["num_blocks"] = len(layers)
     if enc_conf.get("interctc_layer_idx"):
@@ -130,7 +140,23 @@ def static_config(conf: Dict[str, Any], layers: List[int]) -> Dict[str, Any]:
         if _ours(base):
             raise ValueError(f"model {conf['model']!r}: its static form {new['model']!r} is espnet_dld's own class")
         new["model_conf"] = {k: v for k, v in (conf.get("model_conf") or {}).items() if k not in DLD_OPTIONS}
+    if _ours(espnet_asr.encoder_choices.get_class(new["encoder"])):
+        new["requires"] = loading_requirements(new["encoder"], new["encoder_conf"].get("input_layer"))
     return new
+
+
+def loading_requirements(encoder: str, input_layer: Optional[str]) -> Dict[str, str]:
+    """What a process needs before ESPnet can build a model whose encoder is ours
+    (the exported config's ``requires`` entry, which ESPnet itself ignores)."""
+    from espnet_dld.version import __version__
+
+    return {
+        "python_package": f"espnet_dld>={__version__}",
+        "import": "espnet_dld",
+        "why": f"encoder {encoder!r} (input_layer {input_layer!r}) is espnet_dld's: ESPnet has no such input layer. "
+               "`import espnet_dld` registers it; then ESPnet's own espnet2.bin.asr_inference.Speech2Text loads "
+               "this model",
+    }
 
 
 def block_state_dict(state: Dict[str, torch.Tensor], layers: List[int]) -> Dict[str, torch.Tensor]:
@@ -263,7 +289,7 @@ def export_depth(
     if not isinstance(conf, dict) or "encoder" not in conf:
         raise ValueError(f"config file {config_path} is not an ESPnet ASR training config (no 'encoder')")
     try:
-        static_encoder_name(conf["encoder"])  # refuse before any work
+        static_encoder_name(conf["encoder"], (conf.get("encoder_conf") or {}).get("input_layer"))  # refuse early
     except ValueError as e:
         raise ValueError(f"config {config_path}: {e}") from None
     for option, value in inference_files(conf).items():
@@ -331,8 +357,10 @@ def export_depth(
         "layers": chosen, "num_layers": num_layers, "outpath": str(outpath), "max_abs_diff": max_diff,
         "depth_policy": policy, "depth_profile": None if profile_path is None else str(profile_path),
         "input": str(input_path), "input_bytes": size_of(input_path), "input_model_bytes": size_of(model_path),
-        "output_bytes": size_of(outpath), "output_model_bytes": out_model_size,
+        "output_bytes": size_of(outpath), "output_model_bytes": out_model_size, "requires": new_conf.get("requires"),
     }
+    if result["requires"] is not None:
+        logger.warning("%s needs espnet_dld to load (its config's 'requires'): %s", outpath, result["requires"]["why"])
     if policy is not None:
         logger.info("blocks of depth %d chosen by depth policy %s%s", depth, policy,
                     f" ({profile_path})" if policy == "profile" else "")

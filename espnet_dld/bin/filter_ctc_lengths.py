@@ -58,6 +58,9 @@ SUBSAMPLING_SLICES: Dict[Optional[str], Tuple[Tuple[int, int], ...]] = {
     "conv2d2": ((2, 2), (2, 1)),
     "conv2d6": ((2, 2), (4, 3)),
     "conv2d8": ((2, 2), (2, 2), (2, 2)),
+    # espnet_dld.asr.encoder.subsampling: two unpadded kernel-3 stride-2 convs,
+    # lengths from each utterance's own length (the same as the slices)
+    "conv1d4x": ((2, 2), (2, 2)),
 }
 #: ESPnet's DefaultFrontend defaults
 STFT_DEFAULTS = {"n_fft": 512, "hop_length": 128, "center": True}

@@ -12,7 +12,7 @@
 set -euo pipefail
 
 . ./db.sh
-encoder=conformer                         # conformer | wavlm
+encoder=conformer                         # conformer | conformer_conv2d | wavlm
 wavlm_checkpoint=${WAVLM_CHECKPOINT:-}    # --encoder wavlm only
 teacher_args="" student_args=""
 args=()
@@ -26,6 +26,9 @@ while [ $# -gt 0 ]; do
 done
 case ${encoder} in
     conformer) model_opts=(--teacher_config conf/train_teacher.yaml --student_config conf/train_student.yaml) ;;
+    conformer_conv2d)  # ESPnet's conv2d subsampling instead of the authors' Conv1d front end
+        model_opts=(--teacher_config conf/tuning/train_teacher_conv2d.yaml
+                    --student_config conf/tuning/train_student_conv2d.yaml --expdir exp/conv2d) ;;
     wavlm)
         if [ ! -e "${wavlm_checkpoint}" ]; then
             echo "$0: --encoder wavlm needs a local pretrained WavLM checkpoint; '${wavlm_checkpoint}' does not exist." >&2
@@ -38,7 +41,7 @@ case ${encoder} in
         student_args="--encoder_conf pretrained_path=${wavlm_checkpoint} ${student_args}"
         model_opts=(--teacher_config conf/train_teacher_wavlm.yaml --student_config conf/train_student_wavlm.yaml
                     --feats_normalize none --expdir exp/wavlm) ;;
-    *) echo "$0: --encoder must be conformer or wavlm, got '${encoder}'" >&2; exit 1 ;;
+    *) echo "$0: --encoder must be conformer, conformer_conv2d or wavlm, got '${encoder}'" >&2; exit 1 ;;
 esac
 
 train_set=train_clean_100

@@ -6,6 +6,7 @@ from typing import Optional
 from espnet2.asr.encoder.transformer_encoder import TransformerEncoder
 
 from espnet_dld.asr.encoder.layer_gating import DynamicDepthMixin, dynamic_encoder_signature
+from espnet_dld.asr.encoder.static_encoders import StaticTransformerEncoder
 
 
 def transformer_final_norm(block) -> Optional[object]:
@@ -13,7 +14,7 @@ def transformer_final_norm(block) -> Optional[object]:
     return None if getattr(block, "normalize_before", True) else getattr(block, "norm2", None)
 
 
-class DLDTransformerEncoder(DynamicDepthMixin, TransformerEncoder):
+class DLDTransformerEncoder(DynamicDepthMixin, StaticTransformerEncoder):
     """ESPnet's ``TransformerEncoder`` with DLD's gated blocks (options as for
     :class:`~espnet_dld.asr.encoder.dld_conformer_encoder.DLDConformerEncoder`)."""
 

@@ -1,7 +1,9 @@
 # Sourced (without arguments) by the small recipes' run.sh: takes
-# "--encoder conformer|wavlm" out of the caller's arguments and sets
+# "--encoder conformer|conformer_conv1d|wavlm" out of the caller's arguments and sets
 # model_opts, the dld.sh options of that model family:
 #   conformer  conf/train_{teacher,student}.yaml (the default)
+#   conformer_conv1d  conf/tuning/train_*_conv1d.yaml: the same with the DLD
+#              authors' Conv1d front end (docs/frontend.md), into exp/conv1d/
 #   wavlm      conf/tuning/train_*_wavlm_tiny.yaml: a tiny randomly initialised
 #              WavLM on the raw waveform, into exp/wavlm/; it exercises the
 #              WavLM path and is not meant to be accurate
@@ -10,7 +12,7 @@ _rest=()
 while [ $# -gt 0 ]; do
     case $1 in
         --encoder)
-            [ $# -ge 2 ] || { echo "$0: --encoder needs a value (conformer or wavlm)" >&2; exit 1; }
+            [ $# -ge 2 ] || { echo "$0: --encoder needs a value (conformer, conformer_conv1d or wavlm)" >&2; exit 1; }
             encoder=$2; shift 2;;
         *) _rest+=("$1"); shift;;
     esac
@@ -18,8 +20,10 @@ done
 set -- ${_rest[@]+"${_rest[@]}"}
 case ${encoder} in
     conformer) model_opts=(--teacher_config conf/train_teacher.yaml --student_config conf/train_student.yaml);;
+    conformer_conv1d) model_opts=(--teacher_config conf/tuning/train_teacher_conv1d.yaml
+                                  --student_config conf/tuning/train_student_conv1d.yaml --expdir exp/conv1d);;
     wavlm) model_opts=(--teacher_config conf/tuning/train_teacher_wavlm_tiny.yaml
                        --student_config conf/tuning/train_student_wavlm_tiny.yaml
                        --feats_normalize none --expdir exp/wavlm);;
-    *) echo "$0: --encoder must be conformer or wavlm, got '${encoder}'" >&2; exit 1;;
+    *) echo "$0: --encoder must be conformer, conformer_conv1d or wavlm, got '${encoder}'" >&2; exit 1;;
 esac
