@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+import yaml
 
 from recipe_copy import REPO, copy_recipe, run_recipe
 
@@ -128,3 +129,20 @@ def test_malformed_transcript_line_is_named(tmp_path):
     r = subprocess.run([sys.executable, str(REPO / "egs2/an4_dld/asr1/local/data_prep.py"), "--an4_root", str(root),
                         "--out", str(tmp_path / "data"), "--ndev_utt", "2"], capture_output=True, text=True)
     assert r.returncode == 1 and f"{trans}:3: expected" in r.stderr
+
+
+GATE_KEYS = {"layer_drop_prob", "min_active_layers", "depth_policy", "keep_final_norm_when_dropped"}
+
+
+@pytest.mark.parametrize("teacher,student", [("train_teacher.yaml", "train_student.yaml"),
+                                             ("tuning/train_teacher_d256.yaml", "tuning/train_student_d256.yaml")])
+def test_students_are_the_teachers_12_blocks_with_gates(teacher, student):
+    """--student_init teacher copies the teacher's weights: the encoders must
+    match but for the gates, at the paper's depth, CTC only."""
+    conf = REPO / "egs2/an4_dld/asr1/conf"
+    t, s = (yaml.safe_load((conf / name).read_text()) for name in (teacher, student))
+    assert t["encoder"] == "conformer" and s["encoder"] == "dld_conformer" and s["model"] == "dld"
+    assert t["encoder_conf"]["num_blocks"] == 12
+    assert {k: v for k, v in s["encoder_conf"].items() if k not in GATE_KEYS} == t["encoder_conf"]
+    assert t["model_conf"]["ctc_weight"] == s["model_conf"]["ctc_weight"] == 1.0
+    assert t["frontend_conf"] == s["frontend_conf"] and t["specaug_conf"] == s["specaug_conf"]
