@@ -44,6 +44,8 @@ def test_shared_copy_text_is_normalised_as_espnet_does(shared_an4):
     by_id = {u.utt_id: u.text for d in shared_an4.values() for u in d}
     assert by_id["fash-an251-b"] == "YES"  # "<s> YES </s> (an251-fash-b)"
     assert by_id["fcaw-an406-b"] == "RUBOUT G M E F THREE NINE"  # test file: no markers
+    # the reference word counts of ESPnet's published AN4 scoring tables (egs2/an4/asr1/README.md)
+    assert [sum(len(u.text.split()) for u in shared_an4[d]) for d in ("test", "train_dev")] == [773, 591]
     words = {w for text in by_id.values() for w in text.split()}
     assert not words & {"<s>", "</s>"} and all(w.isalpha() and w.isupper() for w in words)
 
