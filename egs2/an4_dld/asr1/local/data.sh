@@ -37,7 +37,7 @@ if ! have_an4 && ${download} && command -v wget >/dev/null; then
     rm -rf "${_tmp}"
 fi
 if ! have_an4; then
-    log "ERROR: no AN4 corpus at ${AN4} (${AN4}/etc/an4_train.transcription is missing) and it could not be downloaded."
+    log "ERROR: no AN4 corpus at ${AN4} (${AN4}/etc/an4_train.transcription is missing) and it was not downloaded (--download ${download})."
     log "Place either layout there and set AN4 in db.sh (or the environment) to that folder:"
     log "  - the GitHub copy (github.com/cmusphinx/an4: etc/ and wav/an4_clstk/<speaker>/<id>.wav, wav/an4test_clstk/...)"
     log "  - CMU's ${data_url} extracted (its an4/ folder: etc/ and wav/an4_clstk/<speaker>/<id>.sph, ...)"
