@@ -148,3 +148,17 @@ def test_students_are_the_teachers_12_blocks_with_gates(teacher, student):
     assert {k: v for k, v in s["encoder_conf"].items() if k not in GATE_KEYS} == t["encoder_conf"]
     assert t["model_conf"]["ctc_weight"] == s["model_conf"]["ctc_weight"] == 1.0
     assert t["frontend_conf"] == s["frontend_conf"] and t["specaug_conf"] == s["specaug_conf"]
+
+
+def test_failed_download_leaves_nothing_behind(tmp_path):
+    recipe = copy_recipe("an4_dld", tmp_path / "asr1")
+    target = tmp_path / "an4"
+    r = run_recipe(recipe, ["--stage", "1", "--stop_stage", "1", "--local_data_opts",
+                            "--download true --data_url http://127.0.0.1:9/an4_sphere.tar.gz"],
+                   env={"AN4": str(target)}, timeout=180)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    if "downloading http://127.0.0.1:9/an4_sphere.tar.gz" in out:  # wget is installed
+        assert "download of http://127.0.0.1:9/an4_sphere.tar.gz failed" in out
+    assert f"no AN4 corpus at {target}" in out and "(--download true)" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["asr1"]  # no partial corpus, no temporary folder
