@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""WER against encoder depth for the teacher, LD and DLD, over training seeds.
+"""WER (or CER, ``--metric cer``) against encoder depth for the teacher, LD
+and DLD, over training seeds.
 
 One recipe run trains one teacher; the LD and DLD students are trained once
 per seed (``--student_args "--seed S"``) into ``exp/asr_{ld,dld}<tag>_seed<S>``
@@ -104,21 +105,23 @@ def spread(values: List[float]) -> Dict[str, Optional[float]]:
     }
 
 
-def aggregate(reports: List[Dict], seeds: List[int]) -> Dict:
-    """Per test set: the teacher's WER and, per student and depth, WER over seeds."""
+def aggregate(reports: List[Dict], seeds: List[int], metric: str = "wer") -> Dict:
+    """Per test set: the teacher's ``metric`` (wer or cer) and, per student and
+    depth, the metric over seeds."""
     num_blocks = int(reports[0]["num_blocks"])
-    out: Dict = {"num_blocks": num_blocks, "seeds": seeds, "test_sets": {}}
+    out: Dict = {"num_blocks": num_blocks, "seeds": seeds, "metric": metric, "test_sets": {}}
     for test_set in reports[0]["test_sets"]:
         results = [r["test_sets"][test_set]["results"] for r in reports]
         teacher = list(results[0].get("teacher", {}).values())
-        entry: Dict = {"teacher": teacher[0]["wer"] if teacher else None}
+        entry: Dict = {"teacher": teacher[0].get(metric) if teacher else None}
         for model in ("ld", "dld"):
             entry[model] = {}
             for depth in range(1, num_blocks + 1):
-                wers = [res.get(model, {}).get(str(depth), {}).get("wer") for res in results]
-                if any(w is None for w in wers):
-                    raise SystemExit(f"{test_set}: {model} at depth {depth} is not decoded for every seed {seeds}")
-                entry[model][depth] = spread(wers)
+                values = [res.get(model, {}).get(str(depth), {}).get(metric) for res in results]
+                if any(v is None for v in values):
+                    raise SystemExit(f"{test_set}: {model} at depth {depth} is not decoded (or has no {metric}) "
+                                     f"for every seed {seeds}")
+                entry[model][depth] = spread(values)
         entry["targets"] = check_targets(entry, num_blocks)
         out["test_sets"][test_set] = entry
     return out
@@ -152,10 +155,10 @@ def check_targets(entry: Dict, num_blocks: int) -> Dict:
     }
 
 
-def table(name: str, test_set: str, entry: Dict, num_blocks: int) -> str:
+def table(name: str, test_set: str, entry: Dict, num_blocks: int, metric: str = "wer") -> str:
     n = len(next(iter(entry["ld"].values()))["values"])
     lines = [
-        f"### {name} / {test_set}: WER (%) over {n} seeds, mean ± std [min–max]; teacher {fmt(entry['teacher'])}",
+        f"### {name} / {test_set}: {metric.upper()} (%) over {n} seeds, mean ± std [min–max]; teacher {fmt(entry['teacher'])}",
         "",
         "| depth | LD | DLD | DLD vs LD (rel.) |",
         "|---:|---|---|---:|",
@@ -195,6 +198,7 @@ def plot(results: Dict[str, Dict], path: Path) -> None:
             ax.axhline(entry["teacher"], color="grey", lw=1, ls=":", label="teacher")
         ax.set_title(f"{name} / {test_set}")
         finish_depth_axes(ax, min(100, max(entry["ld"][depths[0]]["max"], entry["dld"][depths[0]]["max"]) + 5))
+        ax.set_ylabel(f"{results[name].get('metric', 'wer').upper()} (%)")
     save_figure(fig, path)
 
 
@@ -206,6 +210,7 @@ def main() -> None:
     parser.add_argument("--run", action="store_true", help="train/decode what is missing through run.sh")
     parser.add_argument("--run_args", default="", help="extra run.sh options (one string)")
     parser.add_argument("--ld_tag", help="reuse the LD students of this tag (ablations of KD-only options)")
+    parser.add_argument("--metric", choices=("wer", "cer"), default="wer", help="error rate to aggregate")
     parser.add_argument("--json", help="write the aggregate here")
     parser.add_argument("--plot", help="PNG path (default: next to --json)")
     args = parser.parse_args()
@@ -219,9 +224,9 @@ def main() -> None:
         if args.run:
             run_recipe(recipe, seeds, args.tag, args.run_args, args.ld_tag)
         name = recipe.parent.name
-        results[name] = aggregate(load_reports(recipe, seeds, args.tag), seeds)
+        results[name] = aggregate(load_reports(recipe, seeds, args.tag), seeds, args.metric)
         for test_set, entry in results[name]["test_sets"].items():
-            print(table(name, test_set, entry, results[name]["num_blocks"]) + "\n")
+            print(table(name, test_set, entry, results[name]["num_blocks"], args.metric) + "\n")
     write_json(args.json, {"tag": args.tag, "ld_tag": args.ld_tag, "run_args": args.run_args, "recipes": results})
     png = args.plot or (str(Path(args.json).with_suffix(".png")) if args.json else None)
     if png:

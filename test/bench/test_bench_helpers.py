@@ -91,6 +91,21 @@ def test_missing_depth_or_report_is_named(tmp_path):
         accuracy_depth.load_reports(tmp_path, [3], "")
 
 
+def test_cer_is_aggregated_when_asked_for():
+    rep = report([90, 50, 30, 20], [80, 45, 29, 20], 19.5)
+    for model in ("ld", "dld"):
+        for depth, rec in rep["test_sets"]["test"]["results"][model].items():
+            rec["cer"] = rec["wer"] / 2
+    rep["test_sets"]["test"]["results"]["teacher"]["3"]["cer"] = 9.0
+    agg = accuracy_depth.aggregate([rep], [0], metric="cer")
+    entry = agg["test_sets"]["test"]
+    assert agg["metric"] == "cer" and entry["teacher"] == 9.0
+    assert entry["ld"][1]["mean"] == 45 and entry["dld"][4]["mean"] == 10
+    assert "CER (%)" in accuracy_depth.table("an4", "test", entry, 4, "cer")
+    with pytest.raises(SystemExit, match="ld at depth 1 is not decoded \\(or has no cer\\)"):
+        accuracy_depth.aggregate([report([90, 50, 30, 20], [80, 45, 29, 20], 19.5)], [0], metric="cer")
+
+
 def test_seed_is_added_to_the_student_args():
     assert accuracy_depth.merge_student_args([], "--seed 1") == ["--student_args", "--seed 1"]
     assert accuracy_depth.merge_student_args(["--student_args", "--model_conf x=1", "--stage", "3"], "--seed 2") == \

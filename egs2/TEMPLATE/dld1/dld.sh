@@ -482,7 +482,7 @@ decode_model() {  # decode_model NAME EXP_DIR DYNAMIC(true|false)
         fi
         for hyp in "${_dir}"/*/1best_recog/text; do
             local d=${hyp%/1best_recog/text}
-            ${python} -m espnet_dld.bin.score --ref "${_data}/text" --hyp "${hyp}" --out_dir "${d}/score" >/dev/null
+            ${python} -m espnet_dld.bin.score --ref "${_data}/text" --hyp "${hyp}" --out_dir "${d}/score" --cer true >/dev/null
             log "  ${name} ${dset} ${d##*/}: $(grep -o '"wer": [0-9.]*' "${d}/score/score.json")"
         done
     done

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# an4_dld: real multi-speaker speech at the DLD paper's depth.  CMU's AN4
+# (948 training utterances from 74 speakers, 130 test utterances from 10
+# others), ESPnet's split (train_nodev / train_dev / test) and text, BPE 30
+# as ESPnet's egs2/an4, a 12-block CTC conformer teacher, LD and DLD students
+# decoded at every depth 1..12 on test and train_dev.  See docs/an4.md for the
+# cost on 2 CPU cores and for the d=256 GPU variant:
+#   ./run.sh --teacher_config conf/tuning/train_teacher_d256.yaml \
+#       --student_config conf/tuning/train_student_d256.yaml --ngpu 1 --expdir exp/d256
+# Any dld.sh option can be added, e.g. ./run.sh --stage 13 --stop_stage 14
+set -euo pipefail
+
+./dld.sh \
+    --train_set train_nodev \
+    --valid_set train_dev \
+    --test_sets "test train_dev" \
+    --feats_type raw \
+    --fs 16000 \
+    --token_type bpe \
+    --nbpe 30 \
+    --bpemode unigram \
+    --teacher_config conf/train_teacher.yaml \
+    --student_config conf/train_student.yaml \
+    --inference_config conf/decode_ctc_greedy.yaml \
+    --student_init teacher \
+    --inference_nj 2 \
+    "$@"
