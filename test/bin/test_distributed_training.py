@@ -129,3 +129,23 @@ def test_ddp_without_unused_parameters_stops_before_the_first_step(tiny_exp, tmp
         assert "unused_parameters: true" in p.stderr and str(out / "config.yaml") in p.stderr
     assert not (out / "gates").exists()  # no training step was taken
     assert not (out / "checkpoint.pth").exists()
+
+
+def test_a_resumed_run_draws_the_gates_of_an_uninterrupted_one(tiny_exp, tmp_path, monkeypatch):
+    from espnet_dld.bin.asr_train import main
+
+    def train(out: Path, epochs: int) -> None:
+        monkeypatch.setenv(GATE_TRACE_ENV, str(out / "gates"))
+        main(tiny_exp.train_args("ld", out) + [
+            "--accum_grad", str(ACCUM_GRAD), "--num_iters_per_epoch", str(ITERS_PER_EPOCH), "--max_epoch", str(epochs),
+            "--resume", "true", "--use_tensorboard", "false", "--use_matplotlib", "false"])
+
+    train(tmp_path / "straight", 2)
+    train(tmp_path / "resumed", 1)
+    torch.manual_seed(1234)  # the resumed process's global RNG state is not the first one's
+    torch.rand(77)
+    train(tmp_path / "resumed", 2)
+    straight, resumed = _trace(tmp_path / "straight", 0), _trace(tmp_path / "resumed", 0)
+    assert [r["epoch"] for r in resumed] == [1] * ITERS_PER_EPOCH + [2] * ITERS_PER_EPOCH
+    assert straight == resumed
+    assert len({tuple(r["layers"][0]) for r in straight}) > 1  # the gates do change between updates
