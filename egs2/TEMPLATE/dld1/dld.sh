@@ -157,6 +157,8 @@ for d in ${depths}; do
     [[ "$d" =~ ^[1-9][0-9]*$ ]] || die "--depths takes positive integers, got '$d'"
 done
 [[ "${num_nodes}" =~ ^[1-9][0-9]*$ ]] || die "--num_nodes takes a positive integer, got '${num_nodes}'"
+[ "${num_nodes}" -eq 1 ] || [ "${cuda_cmd}" != utils/launch_cmd.sh ] || die "--num_nodes ${num_nodes} needs a \
+--cuda_cmd that reaches other nodes (Kaldi's slurm.pl or queue.pl), or --dist_hosts (docs/distributed.md)"
 case ${depth_profile} in true|false) ;; *) die "--depth_profile must be true or false, got '${depth_profile}'";; esac
 case ${depth_profile_criterion} in ctc_loss|wer) ;;
     *) die "--depth_profile_criterion must be ctc_loss or wer, got '${depth_profile_criterion}'";; esac
