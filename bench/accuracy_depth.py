@@ -46,7 +46,7 @@ def share_ld(recipe: Path, seeds: List[int], tag: str, ld_tag: str) -> None:
     for seed in seeds:
         source = student_exp(recipe, "ld", ld_tag, seed)
         link = student_exp(recipe, "ld", tag, seed)
-        if not (source / "valid.loss.ave.pth").is_file() and not (source / "config.yaml").is_file():
+        if not (source / "valid.loss_ctc.ave.pth").is_file() and not (source / "config.yaml").is_file():
             raise SystemExit(f"--ld_tag {ld_tag!r}: {source} is not trained; run the seeds without --ld_tag first")
         if link.is_symlink() or not link.exists():
             if link.is_symlink():

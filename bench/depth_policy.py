@@ -39,7 +39,7 @@ from common import REPO, finish_depth_axes, parse_seeds, save_figure, student_ex
 sys.path.insert(0, str(REPO))  # this checkout's espnet_dld, also in the subprocesses (env())
 
 POLICIES = ("uniform", "first", "profile")
-MODEL_FILE = "valid.loss.ave.pth"
+MODEL_FILE = "valid.loss_ctc.ave.pth"
 PROGRESS = "depth_policy: "  # the worker's progress lines, among ESPnet's warnings
 
 

@@ -178,7 +178,7 @@ class DLDESPnetASRModel(ESPnetASRModel):
         prob, idx, lengths = cached
         check_cached_lengths(lengths, encoder_out_lens, speech_lengths, self.teacher_cache)
         frames = prob.size(1)
-        s_logits = self.ctc.ctc_lo(encoder_out[:, :frames])
+        s_logits = self._float32_logits(self.ctc, encoder_out[:, :frames])
         return topk_ctc_kd_loss(s_logits, prob, idx, lengths.to(encoder_out_lens.device),
                                 self.kd_temperature, self.kd_normalize)
 
@@ -195,9 +195,16 @@ class DLDESPnetASRModel(ESPnetASRModel):
             if isinstance(t_out, tuple):
                 t_out = t_out[0]
             check_frame_rate(encoder_out_lens, t_lens, self.teacher_model)
-            t_logits = self._teacher.ctc.ctc_lo(t_out)
-        s_logits = self.ctc.ctc_lo(encoder_out)
+            t_logits = self._float32_logits(self._teacher.ctc, t_out)
+        s_logits = self._float32_logits(self.ctc, encoder_out)
         return ctc_kd_loss(s_logits, t_logits, encoder_out_lens, self.kd_temperature, self.kd_normalize)
+
+    @staticmethod
+    def _float32_logits(ctc, hidden: torch.Tensor) -> torch.Tensor:
+        """CTC output projection in float32 even under ``use_amp`` (autocast
+        would give float16 logits), so the KL term is computed in float32."""
+        with torch.autocast(hidden.device.type, enabled=False):
+            return ctc.ctc_lo(hidden.float())
 
 
 #: ESPnet's conv2d subsampling cuts an utterance's output mask from the padded

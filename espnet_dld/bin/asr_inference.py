@@ -62,7 +62,7 @@ logger = logging.getLogger(__name__)
 class Speech2Text(espnet_inference.Speech2Text):
     """ESPnet's ``Speech2Text`` with a selectable encoder depth.
 
-    >>> s2t = Speech2Text("exp/x/config.yaml", "exp/x/valid.loss.ave.pth", depth=6)
+    >>> s2t = Speech2Text("exp/x/config.yaml", "exp/x/valid.loss_ctc.ave.pth", depth=6)
     >>> text, *_ = s2t("utt.wav")[0]    # or s2t(samples, fs=8000): resampled to the model's rate
     >>> s2t.set_depth(3)   # no reload; None = all blocks
 

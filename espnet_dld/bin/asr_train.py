@@ -8,6 +8,7 @@ Every option of ``python -m espnet2.bin.asr_train`` works unchanged
 import sys
 from typing import List, Optional
 
+from espnet_dld.asr.encoder.layer_gating import DDPConfigError
 from espnet_dld.tasks.asr import ASRTask
 from espnet_dld.utils.checkpoint import CheckpointError
 
@@ -22,7 +23,8 @@ def main(cmd: Optional[List[str]] = None) -> None:
     A checkpoint that cannot be resumed (``--resume true`` into a folder
     trained with another configuration, or a truncated ``checkpoint.pth``)
     ends the run with one ``ERROR:`` line naming the file, the mismatching
-    keys and what to do, instead of torch's traceback.
+    keys and what to do, instead of torch's traceback; so does a dynamic
+    encoder under DDP without ``unused_parameters: true``.
 
     Example:
         % python -m espnet_dld.bin.asr_train --print_config --encoder dld_conformer --model dld
@@ -30,7 +32,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
     """
     try:
         ASRTask.main(cmd=cmd)
-    except CheckpointError as e:
+    except (CheckpointError, DDPConfigError) as e:
         print(f"ERROR: asr_train: {e}", file=sys.stderr)
         raise SystemExit(1) from e
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure a depth profile: which k encoder blocks to run at each depth k.
 
-``python -m espnet_dld.bin.depth_profile --asr_model_file exp/asr_dld/valid.loss.ave.pth \\
+``python -m espnet_dld.bin.depth_profile --asr_model_file exp/asr_dld/valid.loss_ctc.ave.pth \\
     --data_path_and_name_and_type dump/raw/dev/wav.scp,speech,sound \\
     --data_path_and_name_and_type dump/raw/dev/text,text,text``
 

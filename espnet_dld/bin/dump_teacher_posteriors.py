@@ -4,7 +4,7 @@
 :mod:`espnet_dld.asr.teacher_cache`).
 
     python -m espnet_dld.bin.dump_teacher_posteriors \
-        --teacher_config exp/asr_teacher/config.yaml --teacher_model exp/asr_teacher/valid.loss.ave.pth \
+        --teacher_config exp/asr_teacher/config.yaml --teacher_model exp/asr_teacher/valid.loss_ctc.ave.pth \
         --data_path_and_name_and_type dump/raw/train/wav.scp,speech,sound \
         --cache_dir dump/teacher_posteriors/asr_teacher_top8_T1.0 --name train --topk 8 --temperature 1.0
 

@@ -4,17 +4,19 @@
 Speed factor f changes tempo and pitch together (sox ``speed``): the signal
 is resampled from f * fs to fs, so it lasts 1/f as long.  Each factor other
 than 1.0 adds copies with utterance and speaker ids prefixed ``sp<f>-``
-(a perturbed speaker is another speaker), written as 16-bit wav files.
+(a perturbed speaker is another speaker), written as 16-bit wav files by
+``--nj`` parallel processes (files already there are kept).
 
     python -m espnet_dld.bin.speed_perturb --in_dir data/train --out_dir data/train_sp \
-        --wav_dir dump/speed_perturb/train --factors 0.9 1.0 1.1
+        --wav_dir dump/speed_perturb/train --factors 0.9 1.0 1.1 --nj 8
 """
 from __future__ import annotations
 
 import argparse
 import logging
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 import soundfile as sf
 from tqdm import tqdm
@@ -29,28 +31,45 @@ def perturb(samples, fs: int, factor: float):
     return resample(samples, int(round(fs * factor)), fs)
 
 
-def speed_perturb(in_dir: Path, out_dir: Path, wav_dir: Path, factors: Sequence[float]) -> List[Utterance]:
+def _write_perturbed(job: Tuple[Path, str, str, Path, float]) -> None:
+    """Write one perturbed copy: (data dir, utterance id, its audio, target file, factor)."""
+    in_dir, utt_id, wav, target, factor = job
+    try:
+        samples, fs = sf.read(wav, dtype="float64", always_2d=False)
+    except Exception as e:
+        raise ValueError(f"{in_dir}/wav.scp: cannot read {wav} of utterance {utt_id}: {e}") from e
+    if samples.ndim != 1:
+        raise ValueError(f"{in_dir}/wav.scp: {wav} of utterance {utt_id} is not mono")
+    write_audio_atomic(target, float_to_int16(perturb(samples, fs, factor)), fs)
+
+
+def speed_perturb(in_dir: Path, out_dir: Path, wav_dir: Path, factors: Sequence[float], nj: int = 1) -> List[Utterance]:
     for f in factors:
         if not 0.5 <= f <= 2.0:
             raise ValueError(f"--factors: speed factor {f} is outside 0.5..2.0")
+    if isinstance(nj, bool) or not isinstance(nj, int) or nj < 1:
+        raise ValueError(f"--nj must be a positive integer, got {nj!r}")
     utts = read_data_dir(in_dir)
     out: List[Utterance] = []
+    jobs: List[Tuple[Path, str, str, Path, float]] = []
     for factor in factors:
         if factor == 1.0:
             out.extend(utts)
             continue
         prefix = f"sp{factor:g}-"
-        for u in tqdm(utts, desc=f"speed {factor:g}", unit="utt"):
+        for u in utts:
             target = wav_dir / f"{prefix}{u.utt_id}.wav"
             if not target.is_file():
-                try:
-                    samples, fs = sf.read(u.wav, dtype="float64", always_2d=False)
-                except Exception as e:
-                    raise ValueError(f"{in_dir}/wav.scp: cannot read {u.wav} of utterance {u.utt_id}: {e}") from e
-                if samples.ndim != 1:
-                    raise ValueError(f"{in_dir}/wav.scp: {u.wav} of utterance {u.utt_id} is not mono")
-                write_audio_atomic(target, float_to_int16(perturb(samples, fs, factor)), fs)
+                jobs.append((in_dir, u.utt_id, u.wav, target, factor))
             out.append(Utterance(prefix + u.utt_id, str(target.resolve()), u.text, prefix + u.spk))
+    progress = dict(total=len(jobs), desc=f"speed {' '.join(f'{f:g}' for f in factors)}", unit="utt")
+    if nj > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(min(nj, len(jobs))) as pool:
+            for _ in tqdm(pool.map(_write_perturbed, jobs, chunksize=max(1, len(jobs) // (8 * nj))), **progress):
+                pass
+    else:
+        for job in tqdm(jobs, **progress):
+            _write_perturbed(job)
     write_data_dir(out, out_dir)
     return out
 
@@ -61,13 +80,14 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out_dir", required=True, type=Path)
     parser.add_argument("--wav_dir", required=True, type=Path, help="where the perturbed audio is written")
     parser.add_argument("--factors", required=True, type=float, nargs="+")
+    parser.add_argument("--nj", type=int, default=1, help="parallel processes writing the perturbed audio")
     return parser
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s) %(levelname)s: %(message)s")
     args = get_parser().parse_args(cmd)
-    utts = speed_perturb(args.in_dir, args.out_dir, args.wav_dir, args.factors)
+    utts = speed_perturb(args.in_dir, args.out_dir, args.wav_dir, args.factors, args.nj)
     logging.info("%s: %d utterances (factors %s)", args.out_dir, len(utts), " ".join(map(str, args.factors)))
 
 

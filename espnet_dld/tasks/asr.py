@@ -5,14 +5,17 @@
 dicts is what makes training, ``build_model_from_file`` and ``Speech2Text``
 see them (see also :mod:`espnet_dld.registration`).  The subclass exists so
 that DDP workers, which unpickle ``ASRTask.main_worker``, import this module
-(and so register) too.  It also trains with :class:`ResumeCheckingTrainer`,
-whose resuming explains a checkpoint that does not fit.
+(and so register) too.  It also trains with :class:`DLDTrainer`: one gate
+set per optimizer update on every rank, a DDP set-up checked before the
+first step, and resuming that explains a checkpoint that does not fit.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import Iterable, Iterator, Optional, Sequence, Tuple, TypeVar, Union
 
 import torch
 
@@ -23,6 +26,7 @@ import_espnet_quietly()
 import espnet2.tasks.asr as espnet_asr  # noqa: E402
 from espnet2.train.trainer import Trainer  # noqa: E402
 
+from espnet_dld.asr.encoder.layer_gating import check_ddp_ready, gated_stacks, set_gate_update  # noqa: E402
 from espnet_dld.asr.teacher_cache import (  # noqa: E402
     CACHE_DATA_NAMES,
     TeacherCacheError,
@@ -36,14 +40,48 @@ from espnet_dld.utils.checkpoint import CheckpointError, state_dict_mismatch  # 
 register()  # a no-op when the import hook already did it
 
 
-class ResumeCheckingTrainer(Trainer):
-    """ESPnet's trainer, whose ``--resume`` names the checkpoint and what does
-    not fit when ``checkpoint.pth`` of the output directory was written by
-    another configuration (other features, depth or width) or is truncated.
+#: a directory: every rank appends the blocks each training micro-batch ran to
+#: ``gates.rank<r>.jsonl`` there (for checking DDP runs; docs/distributed.md)
+GATE_TRACE_ENV = "ESPNET_DLD_GATE_TRACE"
 
-    ESPnet itself fails there with torch's raw size-mismatch or unpickling
-    error, which names neither the file nor what to do about it.
+_Item = TypeVar("_Item")
+
+
+class DLDTrainer(Trainer):
+    """ESPnet's trainer with three additions for dynamic-depth students.
+
+    - Before each micro-batch it names the optimizer update it belongs to
+      (``epoch``, ``(iteration - 1) // accum_grad``) to the model's gates
+      (:func:`~espnet_dld.asr.encoder.layer_gating.set_gate_update`), so that
+      all micro-batches of an update and all DDP ranks run the same blocks.
+      ESPnet resumes at epoch boundaries, so a resumed run gets the same keys.
+    - Under DDP, a dynamic encoder without ``unused_parameters: true`` stops
+      before the first step with an error naming the option.
+    - ``--resume`` names the checkpoint and what does not fit when
+      ``checkpoint.pth`` of the output directory was written by another
+      configuration (other features, depth or width) or is truncated; ESPnet
+      itself fails there with torch's raw size-mismatch or unpickling error.
     """
+
+    @classmethod
+    def run(cls, model, optimizers, schedulers, train_iter_factory, valid_iter_factory,
+            plot_attention_iter_factory, trainer_options, distributed_option) -> None:
+        if distributed_option.distributed:
+            check_ddp_ready(model, trainer_options.unused_parameters,
+                            f"{Path(trainer_options.output_dir) / 'config.yaml'} (or pass --unused_parameters true)")
+        super().run(model, optimizers, schedulers, train_iter_factory, valid_iter_factory,
+                    plot_attention_iter_factory, trainer_options, distributed_option)
+
+    @classmethod
+    def train_one_epoch(cls, model, iterator, optimizers, schedulers, scaler, reporter, summary_writer,
+                        options, distributed_option) -> bool:
+        if gated_stacks(model):
+            trace = _gate_trace_file(distributed_option)
+            iterator = _keyed_by_update(iterator, model, options.seed, reporter.get_epoch(), options.accum_grad, trace)
+        return super().train_one_epoch(
+            model=model, iterator=iterator, optimizers=optimizers, schedulers=schedulers, scaler=scaler,
+            reporter=reporter, summary_writer=summary_writer, options=options, distributed_option=distributed_option,
+        )
 
     @staticmethod
     def resume(
@@ -60,6 +98,33 @@ class ResumeCheckingTrainer(Trainer):
             Trainer.resume(checkpoint, model, reporter, optimizers, schedulers, scaler, ngpu=ngpu, strict=strict)
         except Exception as e:
             raise explain_resume_failure(Path(checkpoint), model, e) from e
+
+
+def _gate_trace_file(distributed_option) -> Optional[Path]:
+    directory = os.environ.get(GATE_TRACE_ENV)
+    if not directory:
+        return None
+    rank = distributed_option.dist_rank if distributed_option.distributed else 0
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    return Path(directory) / f"gates.rank{rank}.jsonl"
+
+
+def _keyed_by_update(iterator: Iterable[_Item], model: torch.nn.Module, seed: int, epoch: int, accum_grad: int,
+                     trace: Optional[Path]) -> Iterator[_Item]:
+    """``iterator``'s batches, each preceded by naming its optimizer update to
+    the gates; the trainer counts micro-batches from 1 and steps when the count
+    is a multiple of ``accum_grad``, hence ``(iteration - 1) // accum_grad``.
+    With ``trace``, the blocks each micro-batch ran are appended there once the
+    trainer asks for the next batch (i.e. after its forward and backward)."""
+    for iteration, item in enumerate(iterator, 1):
+        update = (iteration - 1) // accum_grad
+        set_gate_update(model, seed, epoch, update)
+        yield item
+        if trace is not None:
+            record = {"epoch": epoch, "iteration": iteration, "update": update,
+                      "layers": [stack.last_active_layers for stack in gated_stacks(model)]}
+            with trace.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
 
 
 def explain_resume_failure(checkpoint: Path, model: torch.nn.Module, error: Exception) -> CheckpointError:
@@ -94,10 +159,9 @@ def explain_resume_failure(checkpoint: Path, model: torch.nn.Module, error: Exce
 class ASRTask(espnet_asr.ASRTask):
     """``espnet2.tasks.asr.ASRTask`` with ``dld_conformer``, ``dld_transformer``
     and the ``dld`` model available, the teacher-posterior cache as optional
-    inputs, and resuming that explains a checkpoint that does not fit;
-    otherwise identical."""
+    inputs, and :class:`DLDTrainer`; otherwise identical."""
 
-    trainer = ResumeCheckingTrainer
+    trainer = DLDTrainer
 
     @classmethod
     def optional_data_names(cls, train: bool = True, inference: bool = False) -> Tuple[str, ...]:
@@ -117,7 +181,7 @@ class ASRTask(espnet_asr.ASRTask):
         previous ``config.yaml`` (which ESPnet overwrites before resuming) is
         put back, so the folder's config still describes its checkpoints."""
         # ESPnet swaps in its DeepSpeed trainer only if the task keeps the stock one.
-        cls.trainer = Trainer if getattr(args, "use_deepspeed", False) else ResumeCheckingTrainer
+        cls.trainer = Trainer if getattr(args, "use_deepspeed", False) else DLDTrainer
         config = Path(args.output_dir) / "config.yaml" if getattr(args, "output_dir", None) else None
         previous = None
         if (config is not None and getattr(args, "resume", False) and config.is_file()

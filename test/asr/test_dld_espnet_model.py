@@ -141,3 +141,22 @@ def test_feature_input_teacher_sees_the_features_before_the_student_touches_them
     loss, stats, _ = student(torch.randn(2, 120, 20), lens, text, torch.tensor([3, 2]))
     loss.backward()  # no in-place clash between the student's graph and the teacher
     assert stats["loss_kd"].item() > 0
+
+
+def test_kd_term_stays_float32_under_amp_autocast(student, tiny_exp):
+    """use_amp: the encoders may run in low precision, the KL's logits do not."""
+    student.eval()
+    speech, lens, text, text_lens = tiny_exp.batch()
+    with torch.no_grad():
+        enc, enc_lens = student.encode(speech, lens)
+        plain = student.ctc.ctc_lo(enc)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert student.ctc.ctc_lo(enc).dtype == torch.bfloat16  # what autocast alone would give
+            logits = student._float32_logits(student.ctc, enc)
+    assert logits.dtype == torch.float32 and torch.equal(logits, plain)
+    student.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, stats, _ = student(speech, lens, text, text_lens)
+    assert torch.isfinite(loss) and stats["loss_kd"].dtype == torch.float32 and torch.isfinite(stats["loss_kd"])
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in student.parameters() if p.grad is not None)

@@ -39,3 +39,31 @@ def test_bad_factor_is_refused(tmp_path):
     with pytest.raises(ValueError, match="speed factor 3.0 is outside"):
         main(["--in_dir", str(data), "--out_dir", str(tmp_path / "sp"), "--wav_dir", str(tmp_path / "w"),
               "--factors", "3.0"])
+
+
+def test_parallel_jobs_write_what_one_job_writes(tmp_path):
+    data = make_dir(tmp_path)
+    sf.write(tmp_path / "b.wav", 0.1 * np.random.default_rng(0).standard_normal(8000), 16000, subtype="PCM_16")
+    with (data / "wav.scp").open("a") as f:
+        f.write(f"spk1-b {tmp_path / 'b.wav'}\n")
+    (data / "text").write_text("spk1-a hello world\nspk1-b bye\n")
+    (data / "utt2spk").write_text("spk1-a spk1\nspk1-b spk1\n")
+    (data / "spk2utt").write_text("spk1 spk1-a spk1-b\n")
+    for nj in (1, 3):
+        main(["--in_dir", str(data), "--out_dir", str(tmp_path / f"sp{nj}"), "--wav_dir", str(tmp_path / f"w{nj}"),
+              "--factors", "0.9", "1.0", "1.1", "--nj", str(nj)])
+    one, three = (read_data_dir(tmp_path / f"sp{nj}") for nj in (1, 3))
+    assert [u.utt_id for u in one] == [u.utt_id for u in three] and len(one) == 6
+    for a, b in zip(one, three):
+        assert np.array_equal(sf.read(a.wav)[0], sf.read(b.wav)[0])
+
+
+def test_bad_nj_and_unreadable_audio_are_refused_in_parallel_too(tmp_path):
+    data = make_dir(tmp_path)
+    with pytest.raises(ValueError, match="--nj must be a positive integer, got 0"):
+        main(["--in_dir", str(data), "--out_dir", str(tmp_path / "sp"), "--wav_dir", str(tmp_path / "w"),
+              "--factors", "0.9", "--nj", "0"])
+    (tmp_path / "a.wav").write_bytes(b"not audio")
+    with pytest.raises(ValueError, match=r"wav.scp: cannot read .*a\.wav of utterance spk1-a"):
+        main(["--in_dir", str(data), "--out_dir", str(tmp_path / "sp"), "--wav_dir", str(tmp_path / "w"),
+              "--factors", "0.9", "1.1", "--nj", "2"])

@@ -42,7 +42,7 @@ def test_all_stages_produce_their_outputs(mini):
     assert (recipe / "data/token_list/char/tokens.txt").read_text().splitlines()[0] == "<blank>"
     assert (recipe / "exp/asr_stats_raw_char/train/feats_stats.npz").is_file()
     for exp in ("asr_teacher", "asr_ld", "asr_dld"):
-        assert (recipe / "exp" / exp / "valid.loss.ave.pth").is_file()
+        assert (recipe / "exp" / exp / "valid.loss_ctc.ave.pth").is_file()
     dec = recipe / "exp/asr_dld/decode_ctc_greedy/test"
     for depth, layers in ((1, [5]), (6, list(range(6)))):
         stats = json.loads((dec / f"depth{depth}" / "decode_stats.json").read_text())
@@ -162,7 +162,7 @@ def test_depth_profile_is_measured_once_in_stage_12_used_in_13_and_packed_in_15(
     record = yaml.safe_load(path.read_text())
     assert record["data"] == {"speech": "dump/raw/dev/wav.scp", "text": "dump/raw/dev/text"}
     assert record["num_utterances"] == len((recipe / "dump/raw/dev/wav.scp").read_text().splitlines())
-    assert record["model_sha256"] == file_sha256(recipe / "exp/asr_dld/valid.loss.ave.pth")
+    assert record["model_sha256"] == file_sha256(recipe / "exp/asr_dld/valid.loss_ctc.ave.pth")
     assert sorted(record["profile"]) == [1, 2, 3, 4, 5, 6] and is_nested(record["profile"])
     assert f"depth 1: blocks {record['profile'][1]}" in r.stdout
     assert not (recipe / "exp/asr_ld/depth_profile.yaml").exists()  # --students dld only
@@ -170,7 +170,7 @@ def test_depth_profile_is_measured_once_in_stage_12_used_in_13_and_packed_in_15(
     before = path.read_bytes(), path.stat().st_mtime_ns
     r = run_recipe(recipe, args[:-4] + ["--stage", "12", "--stop_stage", "13"])
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    assert "was measured on this valid.loss.ave.pth (ctc_loss), skipping" in r.stdout
+    assert "was measured on this valid.loss_ctc.ave.pth (ctc_loss), skipping" in r.stdout
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
     assert "dld: depth policy profile (blocks per depth from exp/asr_dld/depth_profile.yaml)" in r.stdout
 

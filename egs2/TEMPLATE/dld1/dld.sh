@@ -27,7 +27,10 @@ stop_stage=10000        # last stage to run
 skip_stages=            # stages to skip, e.g. "2 16"
 nj=2                    # parallel jobs for data preparation and stats
 inference_nj=2          # parallel jobs for decoding
-ngpu=0                  # GPUs for training (ESPnet's --ngpu); decoding runs on the CPU unless gpu_inference
+ngpu=0                  # GPUs for training (ESPnet's --ngpu; per node); decoding runs on the CPU unless gpu_inference
+num_nodes=1             # nodes for training; > 1 (or --ngpu > 1, or --dist_hosts) trains through ESPnet's launcher
+dist_hosts=             # train on these hosts via ssh (espnet2.bin.launch --host), e.g. "host1,host2" or "host1:0:1,host2:0"
+cuda_cmd=utils/launch_cmd.sh  # the launcher's --cmd: this machine; Kaldi's slurm.pl (srun) or queue.pl (mpirun) for several nodes
 gpu_inference=false
 decode_threads=1        # torch threads per decoding job
 num_workers=0           # data-loader workers
@@ -72,7 +75,7 @@ feats_normalize=global_mvn
 # Decoding
 inference_config=
 inference_args=
-inference_asr_model=valid.loss.ave.pth
+inference_asr_model=valid.loss_ctc.ave.pth  # every config selects on the full-depth valid CTC loss
 depths=                 # depths to decode the students at; empty: 1..N
 report_dir=
 
@@ -110,6 +113,7 @@ Options (default in brackets):
   --stage (${stage}) --stop_stage (${stop_stage}) --skip_stages (${skip_stages})
   --nj (${nj}) --inference_nj (${inference_nj}) --decode_threads (${decode_threads})
   --ngpu (${ngpu}) --gpu_inference (${gpu_inference}) --num_workers (${num_workers})
+  --num_nodes (${num_nodes}) --dist_hosts (${dist_hosts}) --cuda_cmd (${cuda_cmd})
   --dumpdir (${dumpdir}) --expdir (${expdir}) --exp_suffix (${exp_suffix}) --teacher_exp (${expdir}/asr_teacher)
   --local_data_opts (${local_data_opts})
   --speed_perturb_factors (${speed_perturb_factors}) --feats_type raw|fbank (${feats_type}) --fs (${fs})
@@ -152,6 +156,9 @@ done
 for d in ${depths}; do
     [[ "$d" =~ ^[1-9][0-9]*$ ]] || die "--depths takes positive integers, got '$d'"
 done
+[[ "${num_nodes}" =~ ^[1-9][0-9]*$ ]] || die "--num_nodes takes a positive integer, got '${num_nodes}'"
+[ "${num_nodes}" -eq 1 ] || [ "${cuda_cmd}" != utils/launch_cmd.sh ] || die "--num_nodes ${num_nodes} needs a \
+--cuda_cmd that reaches other nodes (Kaldi's slurm.pl or queue.pl), or --dist_hosts (docs/distributed.md)"
 case ${depth_profile} in true|false) ;; *) die "--depth_profile must be true or false, got '${depth_profile}'";; esac
 case ${depth_profile_criterion} in ctc_loss|wer) ;;
     *) die "--depth_profile_criterion must be ctc_loss or wer, got '${depth_profile_criterion}'";; esac
@@ -224,7 +231,7 @@ if run_stage 2 && [ -n "${speed_perturb_factors}" ]; then
     else
         # shellcheck disable=SC2086
         ${python} -m espnet_dld.bin.speed_perturb --in_dir "data/${train_set}" --out_dir "data/${train_sp}" \
-            --wav_dir "${dumpdir}/speed_perturb/${train_set}" --factors ${speed_perturb_factors}
+            --wav_dir "${dumpdir}/speed_perturb/${train_set}" --factors ${speed_perturb_factors} --nj "${nj}"
         touch "data/${train_sp}/.done"
     fi
 fi
@@ -349,10 +356,22 @@ train_model() {  # train_model EXP_DIR CONFIG EXTRA_OPTS...
     local exp=$1 config=$2; shift 2
     mkdir -p "${exp}"
     log "training ${exp} (config ${config}); full log: ${exp}/train.log"
-    # shellcheck disable=SC2046
-    ${python} -m espnet_dld.bin.asr_train $(train_common_opts) --config "${config}" --output_dir "${exp}" "$@" \
-        2>&1 | show_progress "${exp}/train.log"
-    [ "${PIPESTATUS[0]}" -eq 0 ] || die "training ${exp} failed; see the end of ${exp}/train.log"
+    if [ "${ngpu}" -gt 1 ] || [ "${num_nodes}" -gt 1 ] || [ -n "${dist_hosts}" ]; then
+        # DDP as ESPnet's asr.sh runs it: espnet2.bin.launch, one process per GPU on every node
+        local _nodes="--num_nodes ${num_nodes}"
+        [ -z "${dist_hosts}" ] || _nodes="--host ${dist_hosts}"
+        log "DDP training: ${ngpu} GPU(s) per node, ${dist_hosts:-${num_nodes} node(s)}, --cmd ${cuda_cmd}"
+        # shellcheck disable=SC2046,SC2086
+        ${python} -m espnet2.bin.launch --cmd "${cuda_cmd}" --log "${exp}/train.log" --ngpu "${ngpu}" ${_nodes} \
+            --init_file_prefix "${exp}/.dist_init_" --multiprocessing_distributed true -- \
+            ${python} -m espnet_dld.bin.asr_train $(train_common_opts) --config "${config}" --output_dir "${exp}" "$@" \
+            || die "training ${exp} failed; see the end of ${exp}/train.log"
+    else
+        # shellcheck disable=SC2046
+        ${python} -m espnet_dld.bin.asr_train $(train_common_opts) --config "${config}" --output_dir "${exp}" "$@" \
+            2>&1 | show_progress "${exp}/train.log"
+        [ "${PIPESTATUS[0]}" -eq 0 ] || die "training ${exp} failed; see the end of ${exp}/train.log"
+    fi
     require "${exp}/${inference_asr_model}" "training finished without ${inference_asr_model}; check best_model_criterion in ${config}"
 }
 

@@ -60,6 +60,7 @@ if [[ " ${args[*]+${args[*]}} " == *" train_960 "* ]]; then train_set=train_960;
     --nbpe 256 \
     --max_wav_duration 30 \
     --ngpu 1 \
+    --num_workers 4 \
     --nj 16 \
     --inference_nj 16 \
     "${model_opts[@]}" \

@@ -12,7 +12,7 @@ The file (YAML)::
     criterion: ctc_loss
     data: {speech: dump/raw/dev/wav.scp, text: dump/raw/dev/text}
     num_utterances: 150
-    model_file: valid.loss.ave.pth
+    model_file: valid.loss_ctc.ave.pth
     model_sha256: 3f0c...
     all_blocks: 21.4            # criterion with every block
     profile:                    # depth -> sorted 0-based block indices

@@ -8,9 +8,16 @@ which blocks run, by a depth policy: ``uniform``, ``first``, or ``profile``
 (per-depth subsets measured on dev data by ``espnet_dld.bin.depth_profile``
 and set with ``set_depth_profile``).  Encoders wrap their block list in :class:`GatedLayerStack`
 and mix in :class:`DynamicDepthMixin`; they hold no gating logic of their own.
+
+In ESPnet training the trainer names the optimizer update before each
+micro-batch (:func:`set_gate_update`): the gates then come from a private
+generator seeded from ``(--seed, epoch, update)``, so every DDP rank and
+every micro-batch of one update (``accum_grad``) runs the same blocks, and a
+resumed run draws what an uninterrupted one would (docs/distributed.md).
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
@@ -142,6 +149,8 @@ class LayerGate:
         self.profile: Optional[Dict[int, List[int]]] = None
         self._fixed: Optional[List[int]] = None  # None: all blocks
         self._depth: Optional[int] = None  # the depth _fixed was chosen for (None: all blocks or explicit layers)
+        self._update: Optional[Tuple[int, int, int, int]] = None  # (seed, epoch, update, stream) from the trainer
+        self._update_layers: Optional[Tuple[Tuple[int, int, int, int], List[int]]] = None  # its draw
 
     # -- inference -------------------------------------------------------
     def layers_for(self, depth: int, depth_policy: Optional[str] = None) -> List[int]:
@@ -196,25 +205,83 @@ class LayerGate:
         return list(range(self.num_layers)) if self._fixed is None else list(self._fixed)
 
     # -- training --------------------------------------------------------
-    def sample(self) -> List[int]:
+    def sample(self, generator: Optional[torch.Generator] = None) -> List[int]:
         """Draw one mini-batch's gates: keep each block with prob. 1 - p, then
         switch random dropped blocks back on until ``min_active_layers`` run.
 
-        Uses torch's global RNG so ESPnet's ``--seed`` makes it reproducible.
+        Draws from ``generator``, or from torch's global RNG when None.
         """
-        keep = torch.rand(self.num_layers) >= self.layer_drop_prob
+        keep = torch.rand(self.num_layers, generator=generator) >= self.layer_drop_prob
         missing = self.min_active_layers - int(keep.sum())
         if missing > 0:
             dropped = torch.nonzero(~keep).flatten()
-            revive = dropped[torch.randperm(len(dropped))[:missing]]
+            revive = dropped[torch.randperm(len(dropped), generator=generator)[:missing]]
             keep[revive] = True
         return torch.nonzero(keep).flatten().tolist()
 
+    def set_update(self, seed: int, epoch: int, update: int, stream: int = 0) -> None:
+        """Draw the training gates of optimizer update ``update`` of ``epoch``
+        from now on: one draw, a function of ``(seed, epoch, update, stream)``
+        only, returned by every ``select`` until the next ``set_update``."""
+        self._update = (int(seed), int(epoch), int(update), int(stream))
+
+    def clear_update(self) -> None:
+        """Back to a fresh draw from torch's global RNG at every ``select``."""
+        self._update, self._update_layers = None, None
+
+    @property
+    def update(self) -> Optional[Tuple[int, int, int, int]]:
+        """``(seed, epoch, update, stream)`` the gates are drawn for, or None."""
+        return self._update
+
     def select(self, training: bool) -> List[int]:
         """Blocks for the next forward pass."""
-        if training and self.layer_drop_prob > 0.0:
+        if not (training and self.layer_drop_prob > 0.0):
+            return self.active_layers
+        if self._update is None:
             return self.sample()
-        return self.active_layers
+        if self._update_layers is None or self._update_layers[0] != self._update:
+            self._update_layers = (self._update, self.sample(update_generator(*self._update)))
+        return list(self._update_layers[1])
+
+
+def update_generator(seed: int, epoch: int, update: int, stream: int = 0) -> torch.Generator:
+    """A CPU generator seeded from ``(seed, epoch, update, stream)`` alone, the
+    same in every process (a hash, not Python's salted ``hash``)."""
+    digest = hashlib.blake2b(f"dld-gates:{seed}:{epoch}:{update}:{stream}".encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
+
+
+def gated_stacks(model: torch.nn.Module) -> List["GatedLayerStack"]:
+    """Every gated block stack in ``model`` (DDP/DataParallel wrappers included), in module order."""
+    return [m for m in model.modules() if isinstance(m, GatedLayerStack)]
+
+
+def set_gate_update(model: torch.nn.Module, seed: int, epoch: int, update: int) -> int:
+    """Name the optimizer update the next forward passes belong to, for every
+    gated stack of ``model`` (each its own stream); returns how many."""
+    stacks = gated_stacks(model)
+    for stream, stack in enumerate(stacks):
+        stack.gate.set_update(seed, epoch, update, stream)
+    return len(stacks)
+
+
+class DDPConfigError(ValueError):
+    """A dynamic-depth model about to be trained under DDP with a configuration that cannot work."""
+
+
+def check_ddp_ready(model: torch.nn.Module, unused_parameters: bool, config: str = "the training config") -> None:
+    """Before the first DDP step: a model whose blocks are dropped in training
+    leaves parameters without gradient in some steps, which DDP allows only
+    with ``unused_parameters: true`` (else it stops at the next step with
+    "Expected to have finished reduction in the prior iteration")."""
+    dropping = [s for s in gated_stacks(model) if s.gate.layer_drop_prob > 0.0]
+    if dropping and not unused_parameters:
+        raise DDPConfigError(
+            f"distributed training of a dynamic-depth encoder (layer_drop_prob={dropping[0].gate.layer_drop_prob}) "
+            f"needs unused_parameters: true (ESPnet's --unused_parameters true): dropped blocks get no gradient "
+            f"in a step, which DDP rejects otherwise; add it to {config}"
+        )
 
 
 class _SkippedBlock(torch.nn.Module):

@@ -2,7 +2,16 @@
 import pytest
 import torch
 
-from espnet_dld.asr.encoder.layer_gating import LayerGate, check_profile, first_layers, uniform_layers
+from espnet_dld.asr.encoder.layer_gating import (
+    DDPConfigError,
+    GatedLayerStack,
+    LayerGate,
+    check_ddp_ready,
+    check_profile,
+    first_layers,
+    set_gate_update,
+    uniform_layers,
+)
 
 PROFILE = {4: [0, 1, 2, 3], 3: [0, 1, 2], 2: [0, 2], 1: [0]}  # not what uniform or first choose
 
@@ -170,3 +179,68 @@ def test_bad_profiles_are_refused(profile, fragment):
 def test_a_profile_need_not_be_nested():
     odd = {3: [0, 1, 2], 2: [1, 2], 1: [0]}
     assert check_profile(odd, 3) == odd
+
+
+# -- one draw per optimizer update (DDP ranks, accum_grad, resume) -----------------------------------------------
+
+
+def _keyed(seed, epoch, update, num_layers=12):
+    gate = LayerGate(num_layers)
+    gate.set_update(seed, epoch, update)
+    return gate.select(training=True)
+
+
+def test_keyed_gates_ignore_the_global_rng():
+    torch.manual_seed(0)
+    a = _keyed(7, 3, 5)
+    torch.manual_seed(123)
+    torch.rand(1000)  # another rank's SpecAugment / dropout draws
+    b = _keyed(7, 3, 5)
+    assert a == b
+    state = torch.get_rng_state()
+    _keyed(7, 3, 5)
+    assert torch.equal(state, torch.get_rng_state())  # nor do they move it
+
+
+def test_keyed_gates_are_constant_within_an_update_and_change_across_updates():
+    gate = LayerGate(12)
+    gate.set_update(0, 1, 0)
+    first = gate.select(training=True)
+    assert all(gate.select(training=True) == first for _ in range(4))  # accum_grad micro-batches
+    draws = []
+    for update in range(40):
+        gate.set_update(0, 1, update)
+        draws.append(tuple(gate.select(training=True)))
+    assert len(set(draws)) > 20
+    other_epoch = [tuple(_keyed(0, 2, u)) for u in range(40)]
+    other_seed = [tuple(_keyed(1, 1, u)) for u in range(40)]
+    assert other_epoch != draws and other_seed != draws
+
+
+def test_keyed_gates_keep_the_drop_statistics():
+    p, n = 0.5, 3000
+    kept = torch.zeros(12)
+    for update in range(n):
+        kept[_keyed(0, 1, update)] += 1
+    assert torch.allclose(1 - kept / n, torch.full((12,), p), atol=0.04)
+
+
+def test_set_gate_update_reaches_every_stack_and_eval_ignores_it():
+    stacks = torch.nn.ModuleList(
+        GatedLayerStack(torch.nn.ModuleList(torch.nn.Identity() for _ in range(8)), LayerGate(8)) for _ in range(2)
+    )
+    assert set_gate_update(stacks, seed=0, epoch=1, update=4) == 2
+    a, b = (s.gate.select(training=True) for s in stacks)
+    assert a == _keyed(0, 1, 4, 8)
+    assert stacks[1].gate.update == (0, 1, 4, 1)  # its own stream
+    assert stacks[0].gate.select(training=False) == list(range(8))
+    stacks[0].gate.clear_update()
+    assert stacks[0].gate.update is None
+
+
+def test_ddp_needs_unused_parameters_for_dropping_stacks():
+    stack = GatedLayerStack(torch.nn.ModuleList(torch.nn.Identity() for _ in range(4)), LayerGate(4))
+    with pytest.raises(DDPConfigError, match=r"unused_parameters: true.*conf/x\.yaml"):
+        check_ddp_ready(stack, unused_parameters=False, config="conf/x.yaml")
+    check_ddp_ready(stack, unused_parameters=True)
+    check_ddp_ready(GatedLayerStack(torch.nn.ModuleList([torch.nn.Identity()]), LayerGate(1, 0.0)), False)
