@@ -29,6 +29,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import yaml
 
+from espnet_dld.data.kaldi_dir import read_keys
 from espnet_dld.utils.checkpoint import file_sha256
 
 #: ESPnet data names of the two cached inputs (``--*_data_path_and_name_and_type scp,<name>,kaldi_ark``)
@@ -120,7 +121,7 @@ def check_cache_covers(scp: Union[str, Path], keys: Iterable[str], what: str) ->
     scp = Path(scp)
     if not scp.is_file():
         raise TeacherCacheError(f"teacher-posterior cache file {scp} does not exist ({what}); {REBUILD}")
-    cached = {line.split(maxsplit=1)[0] for line in scp.read_text(encoding="utf-8").splitlines() if line.strip()}
+    cached = set(read_keys(scp))
     missing = [k for k in keys if k not in cached]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")

@@ -46,7 +46,7 @@ import torchaudio.compliance.kaldi as kaldi_compliance
 from tqdm import tqdm
 
 from espnet_dld.data.atomic import atomic_path, write_text_atomic
-from espnet_dld.data.kaldi_dir import Utterance, _read_kv, spk2utt_of
+from espnet_dld.data.kaldi_dir import Utterance, read_kv, spk2utt_of
 from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging
 
 logger = logging.getLogger(__name__)
@@ -169,9 +169,9 @@ def extract_fbank(
         in_type = feats_type_file.read_text(encoding="utf-8").strip()
         if in_type != "raw":
             raise ValueError(f"{feats_type_file}: feats_type is {in_type!r}, expected 'raw' (audio)")
-    wav = _read_kv(in_dir / "wav.scp")
-    text = _read_kv(in_dir / "text", allow_empty_value=True)
-    utt2spk = _read_kv(in_dir / "utt2spk")
+    wav = read_kv(in_dir / "wav.scp")
+    text = read_kv(in_dir / "text", allow_empty_value=True)
+    utt2spk = read_kv(in_dir / "utt2spk")
 
     items = [(utt, entry) for _, utt, entry in wav]
     settings = (fs, n_mels, frame_length, frame_shift)

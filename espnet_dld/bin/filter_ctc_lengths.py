@@ -40,7 +40,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import yaml
 
 from espnet_dld.data.atomic import write_text_atomic
-from espnet_dld.data.kaldi_dir import _read_kv
+from espnet_dld.data.kaldi_dir import read_kv
 from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging
 
 logger = logging.getLogger(__name__)
@@ -109,20 +109,6 @@ class FrameRate:
         return subsampled_frames(frames, self.input_layer)
 
 
-def _read_pairs(path: Path) -> List[Tuple[str, str]]:
-    """(key, value) rows of a ``key value`` file in file order (ESPnet's
-    shape files are not in Kaldi sort order)."""
-    if not path.is_file():
-        raise ValueError(f"{path}: missing")
-    rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        parts = line.split(maxsplit=1)
-        if len(parts) != 2:
-            raise ValueError(f"{path}:{lineno}: malformed line {line!r}")
-        rows.append((parts[0], parts[1].strip()))
-    return rows
-
-
 def ctc_frames_needed(token_ids: Sequence[int]) -> int:
     """Least frames a CTC alignment of ``token_ids`` needs: one per token plus
     a blank between equal neighbours."""
@@ -182,8 +168,8 @@ def filter_ctc_lengths(
     except ValueError as e:
         logger.warning("CTC length check skipped: %s", e)
         return None
-    shapes = {u: [int(x) for x in v.split(",")] for u, v in _read_pairs(speech_shape)}
-    texts = {u: t for _, u, t in _read_kv(Path(text), allow_empty_value=True)}
+    shapes = {u: [int(x) for x in v.split(",")] for _, u, v in read_kv(speech_shape, kaldi_sorted=False)}
+    texts = {u: t for _, u, t in read_kv(Path(text), allow_empty_value=True)}
     to_ids, unk_id = _tokenizer(token_type, token_list, bpemodel)
     removed: Dict[str, str] = {}
     unk_utts: List[str] = []
@@ -208,8 +194,8 @@ def filter_ctc_lengths(
             "or a larger token unit"
         )
     for path in (speech_shape, text_shape):
-        rows = _read_pairs(path)
-        write_text_atomic(path, "".join(f"{u} {v}\n" for u, v in rows if u not in removed))
+        rows = read_kv(path, kaldi_sorted=False)
+        write_text_atomic(path, "".join(f"{u} {v}\n" for _, u, v in rows if u not in removed))
     write_text_atomic(removed_list, "".join(f"{u}\t{r}\n" for u, r in removed.items()))
     if unk_utts:
         logger.warning("%d of %d transcripts of %s contain tokens outside %s (mapped to <unk>, kept), e.g. %s",

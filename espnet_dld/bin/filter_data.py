@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from espnet_dld.data.atomic import write_text_atomic
-from espnet_dld.data.kaldi_dir import Utterance, _read_kv, spk2utt_of
+from espnet_dld.data.kaldi_dir import Utterance, read_kv, spk2utt_of
 from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging
 
 logger = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ def filter_data(
 
     tables: Dict[str, Dict[str, str]] = {}
     for name in utt_files:
-        rows = _read_kv(in_dir / name, allow_empty_value=name.startswith("text"))
+        rows = read_kv(in_dir / name, allow_empty_value=name.startswith("text"))
         tables[name] = {k: v for _, k, v in rows}
 
     counts: Dict[str, int] = {}
@@ -202,7 +202,7 @@ def filter_data(
     for name in spk_files:
         if name == "spk2utt":
             continue
-        rows = _read_kv(in_dir / name)
+        rows = read_kv(in_dir / name)
         files[name] = "".join(f"{s} {v}\n" for _, s, v in rows if s in speakers)
     for name in plain:
         try:
@@ -300,7 +300,7 @@ def run(args: argparse.Namespace) -> None:
     print(result.summary())
     logger.info("removed utterances are listed in %s", Path(args.out_dir) / "removed_utts.txt")
     if args.token_list is not None:
-        text = {k: v for _, k, v in _read_kv(Path(args.out_dir) / "text")}
+        text = {k: v for _, k, v in read_kv(Path(args.out_dir) / "text")}
         n, unknown, utts = count_unk_transcripts(text, args.token_list, args.token_type, args.bpemodel)
         if n:
             top = ", ".join(f"{t!r} ({c})" for t, c in unknown.most_common(10))

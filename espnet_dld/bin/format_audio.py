@@ -47,7 +47,7 @@ from tqdm import tqdm
 
 from espnet_dld.data.atomic import write_audio_atomic, write_text_atomic
 from espnet_dld.data.audio import resample
-from espnet_dld.data.kaldi_dir import Utterance, _read_kv, spk2utt_of
+from espnet_dld.data.kaldi_dir import Utterance, read_kv, spk2utt_of
 from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging
 
 logger = logging.getLogger(__name__)
@@ -248,9 +248,9 @@ def format_audio(
             f"{in_dir / 'segments'}: data directories with segments are not supported; "
             "cut the segments into files first"
         )
-    wav = _read_kv(in_dir / "wav.scp")
-    text = _read_kv(in_dir / "text", allow_empty_value=True)
-    utt2spk = _read_kv(in_dir / "utt2spk")
+    wav = read_kv(in_dir / "wav.scp")
+    text = read_kv(in_dir / "text", allow_empty_value=True)
+    utt2spk = read_kv(in_dir / "utt2spk")
     for lineno, utt, spk in utt2spk:
         if len(spk.split()) != 1:
             raise ValueError(f"{in_dir / 'utt2spk'}:{lineno}: bad speaker id {spk!r} for {utt!r}")

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
 from espnet_dld.data.atomic import atomic_path, write_text_atomic
-from espnet_dld.data.kaldi_dir import _read_kv
+from espnet_dld.data.kaldi_dir import read_kv
 from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def read_transcripts(text: PathLike) -> Dict[str, str]:
     path = Path(text)
     if not path.is_file():
         raise ValueError(f"--text {path}: file not found")
-    out = {k: v for _, k, v in _read_kv(path, allow_empty_value=True) if v.strip()}
+    out = {k: v for _, k, v in read_kv(path, allow_empty_value=True) if v.strip()}
     if not out:
         raise ValueError(f"--text {path}: no non-empty transcript")
     return out

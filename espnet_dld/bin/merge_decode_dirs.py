@@ -14,18 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from espnet_dld.data.atomic import write_text_atomic
+
 SUMMED = ("utterances", "input_samples", "decode_seconds", "encoder_seconds")
-
-
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def merge_stats(stats: List[Dict], where: str) -> Dict:
@@ -59,14 +53,14 @@ def merge_decode_dirs(job_dirs: Sequence[Path], out_dir: Path) -> List[Path]:
             raise FileNotFoundError(f"{rel} is missing from decoding job folder(s) {missing}")
         if rel.name.endswith(".json"):
             merged = merge_stats([json.loads(p.read_text()) for p in present], str(rel))
-            _write(out_dir / rel, json.dumps(merged, indent=1) + "\n")
+            write_text_atomic(out_dir / rel, json.dumps(merged, indent=1) + "\n")
         else:
             lines = [line for p in present for line in p.read_text(encoding="utf-8").splitlines() if line]
             keys = [line.split(maxsplit=1)[0] for line in lines]
             if len(set(keys)) != len(keys):
                 raise ValueError(f"{rel}: an utterance was decoded by more than one job")
             lines.sort(key=lambda line: line.split(maxsplit=1)[0])
-            _write(out_dir / rel, "".join(line + "\n" for line in lines))
+            write_text_atomic(out_dir / rel, "".join(line + "\n" for line in lines))
         written.append(out_dir / rel)
     return written
 

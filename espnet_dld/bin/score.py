@@ -27,6 +27,7 @@ from espnet2.utils.types import str2bool
 
 from espnet_dld.data.atomic import write_text_atomic
 from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging
+from espnet_dld.utils.wer import align_words, word_errors
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ def score(
     hyp_words = [hyps.get(u, []) for u in utts]
     ref_strs = [" ".join(w) for w in ref_words]
     hyp_strs = [" ".join(w) for w in hyp_words]
-    words = jiwer.process_words(ref_strs, hyp_strs)
+    words = align_words(ref_strs, hyp_strs)
 
     records: List[Dict] = []
     for utt, r, h, chunks in zip(utts, ref_words, hyp_words, words.alignments):
@@ -138,7 +139,7 @@ def score(
         })
 
     n_ref = sum(len(r) for r in ref_words)
-    n_err = words.substitutions + words.deletions + words.insertions
+    n_err = word_errors(words)
     summary: Dict = {
         "wer": round(100.0 * n_err / n_ref, 4),
         "cer": None,

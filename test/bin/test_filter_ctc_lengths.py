@@ -23,11 +23,10 @@ def test_subsampled_frames_equal_espnet_encoder_lengths(input_layer):
 
 
 def test_frame_rate_of_a_config_equals_the_model_encode_lengths(tiny_exp):
-    from espnet_dld.utils.checkpoint import build_model_strict
-    from espnet_dld.tasks.asr import ASRTask
+    from espnet_dld.asr.trained_model import load_trained_model
 
     cfg = tiny_exp.exps["teacher"] / "config.yaml"
-    model, _ = build_model_strict(ASRTask, cfg, None)
+    model, _ = load_trained_model(tiny_exp.exps["teacher"] / "1epoch.pth", cfg)
     model.eval()
     rate = FrameRate.from_config(cfg)
     for n in (1600, 4000, 4001, 4160, 8000):
