@@ -79,13 +79,20 @@ def time_depths(model: str, waves: List[np.ndarray], depths: List[int], mode: st
                 totals[d][1] += s2t.timing.encoder_seconds
         for d in depths:
             per_round[d].append(totals[d])
+    return summarize(per_round, audio)
+
+
+def summarize(per_round: Dict[int, List], audio_seconds: float) -> Dict[int, Dict]:
+    """Per depth, from ``[decode, encoder]`` seconds of each round: medians,
+    real-time factor, the encoder's share, the time ratio against full depth
+    (the largest depth) and the target k/N + 0.15."""
     out = {}
-    for d in depths:
-        dec = statistics.median(r[0] for r in per_round[d])
-        enc = statistics.median(r[1] for r in per_round[d])
-        out[d] = {"rtf": dec / audio, "encoder_share": enc / dec, "decode_seconds": dec}
-    full = max(depths)
-    for d in depths:
+    for d, rounds in per_round.items():
+        dec = statistics.median(r[0] for r in rounds)
+        enc = statistics.median(r[1] for r in rounds)
+        out[d] = {"rtf": dec / audio_seconds, "encoder_share": enc / dec, "decode_seconds": dec}
+    full = max(per_round)
+    for d in out:
         out[d]["ratio"] = out[d]["decode_seconds"] / out[full]["decode_seconds"]
         out[d]["target"] = d / full + 0.15
         out[d]["met"] = out[d]["ratio"] <= out[d]["target"]

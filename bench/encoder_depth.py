@@ -29,6 +29,14 @@ LIBRISPEECH_100 = dict(
 )
 
 
+def depth_row(k: int, n: int, seconds: float, full: float, fixed: float) -> dict:
+    """Depth k of n against full depth: time ratio, the target k/n + 0.1, and
+    the ratio of the blocks' share alone (time minus the fixed front-end cost)."""
+    ratio, target = seconds / full, k / n + 0.1
+    return dict(ms=round(seconds * 1000, 2), ratio=round(ratio, 4), target=round(target, 4), met=ratio <= target,
+                blocks_only_ratio=round((seconds - fixed) / (full - fixed), 4))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", help="write the results here")
@@ -70,12 +78,10 @@ def main() -> None:
     for k in range(1, n + 1):
         t = statistics.median(times[k])
         enc.set_depth(k)
-        ratio, target = t / full, k / n + 0.1
-        blocks_only = (t - fixed) / (full - fixed)
-        rows.append(dict(depth=k, layers=enc.active_layers, ms=round(t * 1000, 2), ratio=round(ratio, 4),
-                         target=round(target, 4), met=ratio <= target, blocks_only_ratio=round(blocks_only, 4)))
-        print(f"{k:>5} {t * 1000:8.1f} {ratio:6.3f} {target:6.3f} {'yes' if ratio <= target else 'NO':>3} "
-              f"{blocks_only:17.3f}  {enc.active_layers}")
+        row = depth_row(k, n, t, full, fixed)
+        rows.append(dict(depth=k, layers=enc.active_layers, **row))
+        print(f"{k:>5} {t * 1000:8.1f} {row['ratio']:6.3f} {row['target']:6.3f} {'yes' if row['met'] else 'NO':>3} "
+              f"{row['blocks_only_ratio']:17.3f}  {enc.active_layers}")
     print(f"all depths within target: {all(r['met'] for r in rows)}")
     if args.json:
         meta = dict(machine=platform.processor() or platform.machine(), threads=args.threads,

@@ -32,7 +32,7 @@ from common import write_json  # noqa: E402
 
 from espnet_dld.data.kaldi_dir import read_kv  # noqa: E402
 from espnet_dld.utils.espnet_only import BLOCK_ESPNET_DLD  # noqa: E402
-from espnet_dld.utils.wer import corpus_wer  # noqa: E402
+from espnet_dld.utils.scoring import corpus_wer  # noqa: E402
 
 DECODE = {"beam_size": 1, "ctc_weight": 1.0, "nbest": 1, "device": "cpu"}
 
@@ -59,6 +59,16 @@ def resolve(path: str, data: Path) -> str:
         if (base / path).is_file():
             return str((base / path).resolve())
     raise SystemExit(f"{data}/wav.scp: {path} not found relative to the working directory or a parent of {data}")
+
+
+def export_row(depth: int, export: Dict, refs: List[str], dynamic: List[str], static: List[str]) -> Dict:
+    """One depth's export (the record ``export_depth`` returns) against the
+    dynamic model: sizes, zip size over the full model's, hypotheses that are
+    identical, and the WER of both."""
+    return {"depth": depth, "layers": export["layers"], "zip_bytes": export["output_bytes"],
+            "model_bytes": export["output_model_bytes"], "zip_over_full": export["output_bytes"] / export["input_bytes"],
+            "max_abs_diff": export["max_abs_diff"], "identical_hypotheses": sum(a == b for a, b in zip(dynamic, static)),
+            "utterances": len(refs), "wer_dynamic": corpus_wer(refs, dynamic), "wer_static": corpus_wer(refs, static)}
 
 
 def main() -> None:
@@ -98,12 +108,7 @@ def main() -> None:
     rows = []
     for k in depths:
         dyn = [dynamic(sf.read(path, dtype="float32")[0], depth=k)[0][0] for _, path in wavs]
-        e = exports[str(k)]
-        same = sum(a == b for a, b in zip(dyn, static[str(k)]))
-        rows.append({"depth": k, "layers": e["layers"], "zip_bytes": e["output_bytes"],
-                     "model_bytes": e["output_model_bytes"], "zip_over_full": e["output_bytes"] / e["input_bytes"],
-                     "max_abs_diff": e["max_abs_diff"], "identical_hypotheses": same, "utterances": len(wavs),
-                     "wer_dynamic": corpus_wer(ref_list, dyn), "wer_static": corpus_wer(ref_list, static[str(k)])})
+        rows.append(export_row(k, exports[str(k)], ref_list, dyn, static[str(k)]))
     full_bytes = exports[str(depths[0])]["input_bytes"]
     print(f"## {args.model}: export of each depth as a plain ESPnet model (full zip {full_bytes / 1e6:.2f} MB), "
           f"{len(wavs)} utterances of {data}, CTC beam 1")

@@ -168,8 +168,7 @@ class DLDESPnetASRModel(ESPnetASRModel):
             raise TeacherCacheError(
                 f"model_conf.teacher_cache is {self.teacher_cache}, but the batch has no {TOPK_PROB}/{TOPK_IDX}: "
                 f"add --train_data_path_and_name_and_type {self.teacher_cache}/<set>/prob.scp,{TOPK_PROB},kaldi_ark "
-                f"and .../idx.scp,{TOPK_IDX},kaldi_ark (and the same for --valid_...); dld.sh "
-                "--teacher_posteriors cached does this"
+                f"and .../idx.scp,{TOPK_IDX},kaldi_ark (and the same for --valid_...)"
             )
         return prob, idx, lengths
 
@@ -205,7 +204,7 @@ class DLDESPnetASRModel(ESPnetASRModel):
 
 #: ESPnet's conv2d subsampling cuts an utterance's output mask from the padded
 #: batch's, so an utterance shorter than its batch gets up to one more frame per
-#: subsampling stage than alone (conv2d: 2 stages, conv2d8: 3): the cache, dumped
+#: strided convolution than alone (conv2d: 2 of them, conv2d8: 3): the cache, dumped
 #: one utterance at a time, may hold that many frames fewer than the student has.
 PADDING_FRAME_SLACK = 3
 

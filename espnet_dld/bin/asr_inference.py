@@ -40,7 +40,7 @@ with quiet_espnet_imports():
     from espnet2.utils.types import str2bool
 
 from espnet_dld.asr.ctc_greedy_search import CTCGreedySearch  # noqa: E402
-from espnet_dld.asr.encoder.depth_profile import apply_depth_profile  # noqa: E402
+from espnet_dld.asr.encoder.depth_profile_file import apply_depth_profile  # noqa: E402
 from espnet_dld.asr.encoder.layer_gating import DEPTH_POLICIES  # noqa: E402
 from espnet_dld.asr.trained_model import rebuilding_trained_model, trained_model_files  # noqa: E402
 from espnet_dld.data.atomic import write_text_atomic  # noqa: E402

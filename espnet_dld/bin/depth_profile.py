@@ -8,7 +8,7 @@
 runs greedy backward elimination (:mod:`espnet_dld.asr.encoder.depth_search`)
 on a dev set and writes ``depth_profile.yaml`` beside the model file, where
 ``Speech2Text``, ``export_depth`` and the recipe find it (format:
-:mod:`espnet_dld.asr.encoder.depth_profile`).  Evenly spaced blocks (policy
+:mod:`espnet_dld.asr.encoder.depth_profile_file`).  Evenly spaced blocks (policy
 ``uniform``) are a guess; which blocks a trained dynamic model can best do
 without is a property of that model, so it is measured on held-out data.
 
@@ -42,14 +42,14 @@ with quiet_espnet_imports():
     from espnet2.utils.types import str2triple_str
 
 from espnet_dld.asr.ctc_greedy_search import CTCGreedySearch  # noqa: E402
-from espnet_dld.asr.encoder.depth_profile import default_profile_path, dump_depth_profile  # noqa: E402
+from espnet_dld.asr.encoder.depth_profile_file import default_profile_path, dump_depth_profile  # noqa: E402
 from espnet_dld.asr.encoder.depth_search import greedy_backward_elimination  # noqa: E402
 from espnet_dld.asr.encoder.layer_gating import DynamicDepthMixin  # noqa: E402
 from espnet_dld.asr.trained_model import is_packed, load_trained_model, trained_model_files  # noqa: E402
 from espnet_dld.data.kaldi_dir import read_keys  # noqa: E402
 from espnet_dld.utils.checkpoint import file_sha256  # noqa: E402
 from espnet_dld.utils.cli import add_log_level, run_cli  # noqa: E402
-from espnet_dld.utils.wer import corpus_wer  # noqa: E402
+from espnet_dld.utils.scoring import corpus_wer  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

@@ -43,9 +43,10 @@ with quiet_espnet_imports():
     from espnet2.main_funcs.pack_funcs import Archiver, find_path_and_change_it_recursive, pack
 
 from espnet_dld.asr.dld_espnet_model import DLD_OPTIONS  # noqa: E402
-from espnet_dld.asr.encoder.depth_profile import apply_depth_profile, default_profile_path  # noqa: E402
+from espnet_dld.asr.encoder.depth_profile_file import apply_depth_profile, default_profile_path  # noqa: E402
 from espnet_dld.asr.encoder.layer_gating import DEPTH_POLICIES, DynamicDepthMixin  # noqa: E402
 from espnet_dld.asr.trained_model import is_packed, load_trained_model, trained_model_files  # noqa: E402
+from espnet_dld.data.atomic import atomic_path  # noqa: E402
 from espnet_dld.utils.checkpoint import load_state_dict_strict  # noqa: E402
 from espnet_dld.utils.cli import add_log_level, run_cli  # noqa: E402
 
@@ -298,11 +299,11 @@ def export_depth(
     others = {**others, **outside}
     sources = {name: Path(old).resolve() for old, name in others.items()}
     outpath.parent.mkdir(parents=True, exist_ok=True)
-    tmp_zip = outpath.parent.resolve() / f".{outpath.stem}.tmp.zip"
+    target = outpath.resolve()  # before chdir
     # ESPnet's pack names files relative to the working directory (and its
-    # unpack rewrites only such names in the config), so stage them in a
+    # unpack rewrites only such names in the config), so copy them into a
     # folder and pack from there
-    with tempfile.TemporaryDirectory(prefix="export_depth.") as stage, contextlib.chdir(stage):
+    with tempfile.TemporaryDirectory(prefix="export_depth.") as staging, contextlib.chdir(staging):
         config_name, model_name = f"{exp_dir}/config.yaml", f"{exp_dir}/{Path(model_path).name}"
         Path(exp_dir).mkdir(parents=True)
         Path(config_name).write_text(yaml.safe_dump(new_conf, sort_keys=False), encoding="utf-8")
@@ -314,14 +315,10 @@ def export_depth(
         static, _ = espnet_asr.ASRTask.build_model_from_file(config_name, None, "cpu")
         load_state_dict_strict(static, model_name)
         max_diff = check_equivalent(dynamic, static, conf.get("input_size"))
-        try:
-            with contextlib.redirect_stdout(io.StringIO()) as listing:  # pack prints to stdout
-                pack(files={"asr_model_file": model_name}, yaml_files={"asr_train_config": config_name},
-                     option=sorted(sources), outpath=tmp_zip)
-            logger.debug("pack: %s", listing.getvalue())
-            tmp_zip.replace(outpath)
-        finally:
-            tmp_zip.unlink(missing_ok=True)
+        with atomic_path(target) as tmp_zip, contextlib.redirect_stdout(io.StringIO()) as listing:
+            pack(files={"asr_model_file": model_name}, yaml_files={"asr_train_config": config_name},
+                 option=sorted(sources), outpath=tmp_zip)  # pack prints its listing to stdout
+        logger.debug("pack: %s", listing.getvalue())
         out_model_size = size_of(model_name)
 
     result = {

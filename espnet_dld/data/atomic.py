@@ -20,8 +20,8 @@ PathLike = Union[str, os.PathLike]
 
 def _tmp_name(path: Path) -> Path:
     # Hidden, pid-tagged, in the same folder so that os.replace stays a rename
-    # inside one file system.
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+    # inside one file system; the suffix is kept for writers that go by it.
+    return path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
 
 
 @contextmanager

@@ -141,3 +141,35 @@ def test_feature_input_teacher_sees_the_features_before_the_student_touches_them
     loss, stats, _ = student(torch.randn(2, 120, 20), lens, text, torch.tensor([3, 2]))
     loss.backward()  # no in-place clash between the student's graph and the teacher
     assert stats["loss_kd"].item() > 0
+
+
+def test_teacher_sees_the_speech_before_specaugment(tiny_exp):
+    """The tiny configs have no SpecAugment: give the student one and check
+    that its features are masked while the teacher gets the waveform as the
+    batch brought it (and runs without augmentation, in eval mode)."""
+    args = student_args(tiny_exp)
+    args.specaug = "specaug"
+    args.specaug_conf = {"apply_time_warp": False, "apply_freq_mask": True, "freq_mask_width_range": [4, 8],
+                         "num_freq_mask": 2, "apply_time_mask": True, "time_mask_width_range": [5, 10],
+                         "num_time_mask": 2}
+    student = ASRTask.build_model(args)
+    teacher = student.teacher
+    assert student.specaug is not None and not teacher.training
+    seen, aug = {}, {}
+    real_encode = teacher.encode
+
+    def recording_encode(speech, lengths):
+        seen["speech"] = speech.clone()
+        return real_encode(speech, lengths)
+
+    teacher.encode = recording_encode
+    student.specaug.register_forward_pre_hook(lambda m, inp: aug.update(before=inp[0].clone()))
+    student.specaug.register_forward_hook(lambda m, inp, out: aug.update(after=out[0].clone()))
+    speech, lens, text, text_lens = tiny_exp.batch()
+    original = speech.clone()
+    student.train()
+    torch.manual_seed(0)
+    _, stats, _ = student(speech, lens, text, text_lens)
+    assert not torch.equal(aug["before"], aug["after"])  # the student's features were masked
+    assert torch.equal(seen["speech"], original)  # the teacher got the speech itself
+    assert stats["loss_kd"].item() > 0
