@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 import yaml
 
+from espnet_dld import Speech2Text
+from espnet_dld.utils.scoring import corpus_wer
 from recipe_copy import copy_recipe, run_recipe
 
 TINY = [
@@ -48,7 +51,12 @@ def test_all_stages_produce_their_outputs(mini):
         stats = json.loads((dec / f"depth{depth}" / "decode_stats.json").read_text())
         assert stats["active_layers"] == layers and stats["utterances"] == 6
         score = json.loads((dec / f"depth{depth}" / "score" / "score.json").read_text())
-        assert score["utterances"] == 6 and 0 <= score["wer"]
+        # the score is of this decoding's hypotheses against the test references
+        refs = dict(line.split(maxsplit=1) for line in (recipe / "dump/raw/test/text").read_text().splitlines())
+        hyps = dict((line.split(maxsplit=1) + [""])[:2]
+                    for line in (dec / f"depth{depth}/1best_recog/text").read_text().splitlines())
+        assert score["utterances"] == 6 and sorted(hyps) == sorted(refs)
+        assert score["wer"] == pytest.approx(corpus_wer([refs[u] for u in refs], [hyps[u] for u in refs]), abs=1e-3)
     assert (recipe / "exp/asr_teacher/decode_ctc_greedy/test/full/score/score.json").is_file()
     results = (recipe / "exp/report/RESULTS.md").read_text()
     assert "| depth |" in results and "wer_rtf_test.png" in results
@@ -150,7 +158,6 @@ def test_cached_teacher_posteriors_train_the_dld_student(mini):
 
 def test_depth_profile_is_measured_once_in_stage_12_used_in_13_and_packed_in_15(mini, tmp_path, monkeypatch):
     """Runs last on the shared recipe: it adds exp/asr_dld/depth_profile.yaml."""
-    from espnet_dld import Speech2Text
     from espnet_dld.utils.checkpoint import file_sha256
     from espnet_dld.asr.encoder.depth_search import is_nested
 
