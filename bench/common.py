@@ -13,6 +13,8 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
+from espnet_dld.data.atomic import write_text_atomic
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -38,10 +40,7 @@ def write_json(path: Optional[str], payload: Dict[str, Any]) -> None:
         return
     payload = {"command": command_line(), "machine": machine(), **payload}
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1) + "\n")
-    tmp.replace(out)
+    write_text_atomic(out, json.dumps(payload, indent=1) + "\n")
     print(f"wrote {out}")
 
 

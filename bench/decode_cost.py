@@ -34,14 +34,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import fmt, write_json  # noqa: E402
 
+from espnet_dld.data.kaldi_dir import read_kv  # noqa: E402
+
 
 def read_scp(path: Path, max_utts: int) -> List[np.ndarray]:
     """First ``max_utts`` waveforms of a wav.scp (paths or ark offsets)."""
     waves = []
-    for line in path.read_text().splitlines()[:max_utts]:
-        key, _, value = line.partition(" ")
-        if not value:
-            raise SystemExit(f"{path}: line {line!r} has no file")
+    for _, _, value in read_kv(path, kaldi_sorted=False)[:max_utts]:
         if value.rstrip().endswith("|") or ".ark:" in value:
             rate, wave = kaldiio.load_mat(value.strip())
             wave = wave.astype(np.float32) / (32768.0 if wave.dtype == np.int16 else 1.0)
@@ -56,11 +55,8 @@ def read_scp(path: Path, max_utts: int) -> List[np.ndarray]:
 def build(model: str, mode: str, beam_size: int):
     from espnet_dld import Speech2Text
 
-    kwargs = dict(ctc_greedy=mode == "greedy", beam_size=beam_size, ctc_weight=1.0, lm_weight=0.0,
-                  penalty=0.0, nbest=1, device="cpu")
-    if model.endswith(".zip"):
-        return Speech2Text.from_pretrained(model, **kwargs)
-    return Speech2Text(asr_train_config=Path(model).parent / "config.yaml", asr_model_file=model, **kwargs)
+    return Speech2Text(asr_model_file=model, ctc_greedy=mode == "greedy", beam_size=beam_size, ctc_weight=1.0,
+                       lm_weight=0.0, penalty=0.0, nbest=1, device="cpu")
 
 
 def time_depths(model: str, waves: List[np.ndarray], depths: List[int], mode: str, beam_size: int,
@@ -83,13 +79,20 @@ def time_depths(model: str, waves: List[np.ndarray], depths: List[int], mode: st
                 totals[d][1] += s2t.timing.encoder_seconds
         for d in depths:
             per_round[d].append(totals[d])
+    return summarize(per_round, audio)
+
+
+def summarize(per_round: Dict[int, List], audio_seconds: float) -> Dict[int, Dict]:
+    """Per depth, from ``[decode, encoder]`` seconds of each round: medians,
+    real-time factor, the encoder's share, the time ratio against full depth
+    (the largest depth) and the target k/N + 0.15."""
     out = {}
-    for d in depths:
-        dec = statistics.median(r[0] for r in per_round[d])
-        enc = statistics.median(r[1] for r in per_round[d])
-        out[d] = {"rtf": dec / audio, "encoder_share": enc / dec, "decode_seconds": dec}
-    full = max(depths)
-    for d in depths:
+    for d, rounds in per_round.items():
+        dec = statistics.median(r[0] for r in rounds)
+        enc = statistics.median(r[1] for r in rounds)
+        out[d] = {"rtf": dec / audio_seconds, "encoder_share": enc / dec, "decode_seconds": dec}
+    full = max(per_round)
+    for d in out:
         out[d]["ratio"] = out[d]["decode_seconds"] / out[full]["decode_seconds"]
         out[d]["target"] = d / full + 0.15
         out[d]["met"] = out[d]["ratio"] <= out[d]["target"]

@@ -10,7 +10,7 @@ loads it once with ``Speech2Text(ctc_greedy=True)`` and decodes every test
 set with the blocks each policy picks at every depth (a block subset that
 several policies share is decoded once).  WER is scored against
 ``dump/<feats_type>/<set>/text`` as the recipe scores it
-(``espnet_dld.bin.score``, jiwer); mean and sample standard deviation over
+(``espnet_dld.utils.scoring``, jiwer); mean and sample standard deviation over
 seeds per policy and depth go into a table, ``--json`` and a plot.
 
     python bench/depth_policy.py --recipe egs2/mini_dld/asr1 --seeds 0 1 2 \\
@@ -81,7 +81,7 @@ def env() -> Dict[str, str]:
 def ensure_profile(recipe: Path, exp: Path, valid: Tuple[Path, str, str], criterion: str) -> Path:
     """``exp/depth_profile.yaml``, searched on the valid set unless it exists
     for these weights."""
-    from espnet_dld.asr.encoder.depth_profile import read_depth_profile
+    from espnet_dld.asr.encoder.depth_profile_file import read_depth_profile
     from espnet_dld.utils.checkpoint import file_sha256
 
     # the recipe's file holds the default criterion; another criterion gets its own file
@@ -115,7 +115,7 @@ def decode_worker(job: Dict) -> Dict:
 
     from espnet_dld import Speech2Text
     from espnet_dld.bin.depth_profile import load_utterances
-    from espnet_dld.bin.score import score
+    from espnet_dld.utils.scoring import score
 
     torch.set_num_threads(job["threads"])
     exp = Path(job["exp"])

@@ -30,7 +30,9 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_json  # noqa: E402
 
+from espnet_dld.data.kaldi_dir import read_kv  # noqa: E402
 from espnet_dld.utils.espnet_only import BLOCK_ESPNET_DLD  # noqa: E402
+from espnet_dld.utils.scoring import corpus_wer  # noqa: E402
 
 DECODE = {"beam_size": 1, "ctc_weight": 1.0, "nbest": 1, "device": "cpu"}
 
@@ -51,10 +53,6 @@ print(json.dumps(out))
 """
 
 
-def read_pairs(path: Path) -> List[List[str]]:
-    return [line.split(maxsplit=1) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def resolve(path: str, data: Path) -> str:
     """A wav.scp path as an absolute one: relative paths are relative to the recipe (a parent of ``data``)."""
     for base in [Path.cwd(), *data.resolve().parents]:
@@ -63,10 +61,14 @@ def resolve(path: str, data: Path) -> str:
     raise SystemExit(f"{data}/wav.scp: {path} not found relative to the working directory or a parent of {data}")
 
 
-def wer(refs: List[str], hyps: List[str]) -> float:
-    import jiwer
-
-    return 100.0 * jiwer.wer(refs, [h if h.strip() else "<empty>" for h in hyps])
+def export_row(depth: int, export: Dict, refs: List[str], dynamic: List[str], static: List[str]) -> Dict:
+    """One depth's export (the record ``export_depth`` returns) against the
+    dynamic model: sizes, zip size over the full model's, hypotheses that are
+    identical, and the WER of both."""
+    return {"depth": depth, "layers": export["layers"], "zip_bytes": export["output_bytes"],
+            "model_bytes": export["output_model_bytes"], "zip_over_full": export["output_bytes"] / export["input_bytes"],
+            "max_abs_diff": export["max_abs_diff"], "identical_hypotheses": sum(a == b for a, b in zip(dynamic, static)),
+            "utterances": len(refs), "wer_dynamic": corpus_wer(refs, dynamic), "wer_static": corpus_wer(refs, static)}
 
 
 def main() -> None:
@@ -85,8 +87,8 @@ def main() -> None:
 
     torch.set_num_threads(1)
     data = Path(args.data)
-    wavs = [[utt, resolve(path, data)] for utt, path in read_pairs(data / "wav.scp")[: args.max_utts]]
-    refs = {p[0]: p[1] if len(p) > 1 else "" for p in read_pairs(data / "text")}
+    wavs = [[utt, resolve(path, data)] for _, utt, path in read_kv(data / "wav.scp")[: args.max_utts]]
+    refs = {utt: text for _, utt, text in read_kv(data / "text", allow_empty_value=True)}
     ref_list = [refs[k] for k, _ in wavs]
     dynamic = Speech2Text.from_pretrained(args.model, **DECODE)
     depths = args.depths or list(range(1, dynamic.num_layers + 1))
@@ -106,12 +108,7 @@ def main() -> None:
     rows = []
     for k in depths:
         dyn = [dynamic(sf.read(path, dtype="float32")[0], depth=k)[0][0] for _, path in wavs]
-        e = exports[str(k)]
-        same = sum(a == b for a, b in zip(dyn, static[str(k)]))
-        rows.append({"depth": k, "layers": e["layers"], "zip_bytes": e["output_bytes"],
-                     "model_bytes": e["output_model_bytes"], "zip_over_full": e["output_bytes"] / e["input_bytes"],
-                     "max_abs_diff": e["max_abs_diff"], "identical_hypotheses": same, "utterances": len(wavs),
-                     "wer_dynamic": wer(ref_list, dyn), "wer_static": wer(ref_list, static[str(k)])})
+        rows.append(export_row(k, exports[str(k)], ref_list, dyn, static[str(k)]))
     full_bytes = exports[str(depths[0])]["input_bytes"]
     print(f"## {args.model}: export of each depth as a plain ESPnet model (full zip {full_bytes / 1e6:.2f} MB), "
           f"{len(wavs)} utterances of {data}, CTC beam 1")

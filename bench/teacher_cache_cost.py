@@ -86,9 +86,13 @@ def step_cost(recipe: Path, exp: Path, batches: int, rounds: int, batch_size: in
                 use(mode)
                 torch.manual_seed(1000 * r + i)  # every mode draws the same gates
                 times[mode].append(step(batch_for(mode, b)))
+    return {"batches": len(real), "rounds": rounds, "batch_size": batch_size, **step_ratios(times)}
+
+
+def step_ratios(times: Dict[str, List[float]]) -> Dict[str, float]:
+    """Median step seconds per mode (online, cached, ld) and their ratios."""
     med = {m: statistics.median(v) for m, v in times.items()}
-    return {"batches": len(real), "rounds": rounds, "batch_size": batch_size,
-            **{f"{m}_step_seconds": med[m] for m in modes},
+    return {**{f"{m}_step_seconds": med[m] for m in ("online", "cached", "ld")},
             "cached_over_online": med["cached"] / med["online"], "online_over_ld": med["online"] / med["ld"],
             "cached_over_ld": med["cached"] / med["ld"]}
 

@@ -9,9 +9,9 @@ from espnet2.asr.espnet_model import ESPnetASRModel
 from espnet2.torch_utils.device_funcs import force_gatherable
 
 from espnet_dld.asr.kd_loss import KD_NORMALIZE, ctc_kd_loss, topk_ctc_kd_loss
-from espnet_dld.asr.teacher import check_frame_rate, check_token_lists, load_teacher
+from espnet_dld.asr.teacher import check_frame_rate, check_token_lists, ctc_logits, float32_ctc_logits, freeze, load_teacher
 from espnet_dld.asr.teacher_cache import TOPK_IDX, TOPK_PROB, TeacherCacheError, check_cache_meta
-from espnet_dld.utils.trained_model import is_rebuilding_trained_model
+from espnet_dld.asr.trained_model import is_rebuilding_trained_model
 from espnet_dld.utils.signature import extend_signature
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class DLDESPnetASRModel(ESPnetASRModel):
         self.kd_weight = float(kd_weight)
         self.kd_temperature = float(kd_temperature)
         self.kd_normalize = kd_normalize
-        self.teacher_model = teacher_model
+        self.teacher_name = teacher_model  # where the teacher came from, for messages
         self.teacher_cache = None
         object.__setattr__(self, "_teacher", None)  # deliberately not a submodule
         if kd_weight == 0 and (teacher_model is not None or teacher_cache is not None):
@@ -92,14 +92,21 @@ class DLDESPnetASRModel(ESPnetASRModel):
         if getattr(teacher, "ctc", None) is None:
             raise ValueError(f"teacher {name} has no CTC branch (ctc_weight 0); DLD distils CTC posteriors")
         check_token_lists(self.token_list, teacher.token_list, name)
-        teacher.eval()
-        for p in teacher.parameters():
-            p.requires_grad_(False)
+        freeze(teacher)
         param = next(self.parameters(), None)
         if param is not None:
             teacher.to(param.device)
         object.__setattr__(self, "_teacher", teacher)
-        self.teacher_model = name
+        self.teacher_name = name
+
+    def teacher_ctc_logits(self, speech: torch.Tensor, speech_lengths: torch.Tensor
+                           ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The teacher's CTC logits ``(B, T, V)`` and output lengths for
+        ``speech`` (the speech before SpecAugment), without gradients
+        (:func:`espnet_dld.asr.teacher.ctc_logits`)."""
+        if self._teacher is None:
+            raise ValueError("this model has no teacher (model_conf.teacher_model unset, or a teacher cache)")
+        return ctc_logits(self._teacher, speech, speech_lengths)
 
     def _apply(self, fn, *args, **kwargs):
         # .to(), .cuda(), .half() reach the teacher although it is not a child
@@ -161,8 +168,7 @@ class DLDESPnetASRModel(ESPnetASRModel):
             raise TeacherCacheError(
                 f"model_conf.teacher_cache is {self.teacher_cache}, but the batch has no {TOPK_PROB}/{TOPK_IDX}: "
                 f"add --train_data_path_and_name_and_type {self.teacher_cache}/<set>/prob.scp,{TOPK_PROB},kaldi_ark "
-                f"and .../idx.scp,{TOPK_IDX},kaldi_ark (and the same for --valid_...); dld.sh "
-                "--teacher_posteriors cached does this"
+                f"and .../idx.scp,{TOPK_IDX},kaldi_ark (and the same for --valid_...)"
             )
         return prob, idx, lengths
 
@@ -190,26 +196,15 @@ class DLDESPnetASRModel(ESPnetASRModel):
         encoder_out_lens: torch.Tensor,
     ) -> torch.Tensor:
         """KL between the teacher's and this student's CTC posteriors."""
-        with torch.no_grad():
-            t_out, t_lens = self._teacher.encode(speech, speech_lengths)
-            if isinstance(t_out, tuple):
-                t_out = t_out[0]
-            check_frame_rate(encoder_out_lens, t_lens, self.teacher_model)
-            t_logits = self._float32_logits(self._teacher.ctc, t_out)
-        s_logits = self._float32_logits(self.ctc, encoder_out)
+        t_logits, t_lens = self.teacher_ctc_logits(speech, speech_lengths)
+        check_frame_rate(encoder_out_lens, t_lens, self.teacher_name)
+        s_logits = float32_ctc_logits(self.ctc, encoder_out)
         return ctc_kd_loss(s_logits, t_logits, encoder_out_lens, self.kd_temperature, self.kd_normalize)
-
-    @staticmethod
-    def _float32_logits(ctc, hidden: torch.Tensor) -> torch.Tensor:
-        """CTC output projection in float32 even under ``use_amp`` (autocast
-        would give float16 logits), so the KL term is computed in float32."""
-        with torch.autocast(hidden.device.type, enabled=False):
-            return ctc.ctc_lo(hidden.float())
 
 
 #: ESPnet's conv2d subsampling cuts an utterance's output mask from the padded
 #: batch's, so an utterance shorter than its batch gets up to one more frame per
-#: subsampling stage than alone (conv2d: 2 stages, conv2d8: 3): the cache, dumped
+#: strided convolution than alone (conv2d: 2 of them, conv2d8: 3): the cache, dumped
 #: one utterance at a time, may hold that many frames fewer than the student has.
 PADDING_FRAME_SLACK = 3
 

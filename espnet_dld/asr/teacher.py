@@ -8,45 +8,56 @@ checked before training does anything with it.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 
-from espnet_dld.utils.checkpoint import build_model_strict
-from espnet_dld.utils.trained_model import rebuilding_trained_model
+from espnet_dld.asr.trained_model import load_trained_model
 
 logger = logging.getLogger(__name__)
 
 
 def load_teacher(teacher_config: Optional[str], teacher_model: Optional[str]) -> torch.nn.Module:
     """Build the teacher strictly from an experiment's files or a packed zip,
-    frozen and in eval mode."""
-    from espnet_dld.tasks.asr import ASRTask
-    from espnet_dld.utils.model_zoo import unpack_model
-
-    if teacher_model is None:
-        raise ValueError("model_conf.teacher_model is required when a teacher is used (a .pth or a packed .zip)")
-    if not Path(teacher_model).exists():
-        raise FileNotFoundError(f"model_conf.teacher_model: {teacher_model} does not exist")
-    if teacher_config is not None and not Path(teacher_config).exists():
-        raise FileNotFoundError(f"model_conf.teacher_config: {teacher_config} does not exist")
-    if str(teacher_model).endswith(".zip"):
-        if teacher_config is not None:
-            raise ValueError(
-                f"model_conf.teacher_model={teacher_model} is a packed zip, which carries its own "
-                f"config: leave teacher_config ({teacher_config}) unset"
-            )
-        files = unpack_model(teacher_model)
-        teacher_config, teacher_model = files["asr_train_config"], files["asr_model_file"]
-    with rebuilding_trained_model():  # a DLD student used as a teacher brings no teacher of its own
-        teacher, _ = build_model_strict(ASRTask, teacher_config, teacher_model, "cpu")
-    teacher.eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
+    frozen and in eval mode.  A DLD student used as a teacher brings no
+    teacher of its own (it is rebuilt as a trained model)."""
+    teacher, _ = load_trained_model(teacher_model, teacher_config, "cpu",
+                                    model_option="model_conf.teacher_model",
+                                    config_option="model_conf.teacher_config")
+    freeze(teacher)
     logger.info("teacher: %s (%s), %d parameters, frozen", teacher_model, type(teacher).__name__,
                 sum(p.numel() for p in teacher.parameters()))
     return teacher
+
+
+def freeze(teacher: torch.nn.Module) -> torch.nn.Module:
+    """Eval mode and no gradients: a teacher is never trained."""
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+@torch.no_grad()
+def ctc_logits(model: torch.nn.Module, speech: torch.Tensor, speech_lengths: torch.Tensor
+               ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A (teacher) model's CTC logits ``(B, T, V)`` and output lengths for
+    ``speech``, without gradients: its own frontend, normalisation and
+    encoder (the first output when intermediate CTC returns a tuple), then
+    its CTC projection.  What the KL term, the posterior cache and the
+    benchmarks take from a teacher."""
+    with torch.no_grad():
+        out, lens = model.encode(speech, speech_lengths)
+        if isinstance(out, tuple):
+            out = out[0]
+        return float32_ctc_logits(model.ctc, out), lens
+
+
+def float32_ctc_logits(ctc: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """CTC output projection in float32 even under ``use_amp`` (autocast
+    would give float16 logits), so the KL term is computed in float32."""
+    with torch.autocast(hidden.device.type, enabled=False):
+        return ctc.ctc_lo(hidden.float())
 
 
 def check_token_lists(student_tokens: Sequence[str], teacher_tokens: Sequence[str], teacher_model: str) -> None:

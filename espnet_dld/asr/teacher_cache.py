@@ -29,6 +29,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import yaml
 
+from espnet_dld.data.kaldi_dir import read_keys
 from espnet_dld.utils.checkpoint import file_sha256
 
 #: ESPnet data names of the two cached inputs (``--*_data_path_and_name_and_type scp,<name>,kaldi_ark``)
@@ -38,7 +39,7 @@ CACHE_DATA_NAMES = (TOPK_PROB, TOPK_IDX)
 #: file stem of each input inside ``<cache>/<set>/``
 FILE_STEMS = {TOPK_PROB: "prob", TOPK_IDX: "idx"}
 FORMAT = "espnet_dld teacher posteriors v1"
-REBUILD = "delete it and rerun the dump (dld.sh stage 12 with --teacher_posteriors cached does it)"
+REBUILD = "delete it and dump it again (python -m espnet_dld.bin.dump_teacher_posteriors)"
 
 
 class TeacherCacheError(ValueError):
@@ -51,7 +52,7 @@ def read_meta(cache_dir: Union[str, Path]) -> Dict:
     if not path.is_file():
         raise TeacherCacheError(
             f"teacher-posterior cache {cache_dir}: {path} does not exist; dump the teacher's posteriors "
-            "first (python -m espnet_dld.bin.dump_teacher_posteriors, or dld.sh --teacher_posteriors cached)"
+            "first (python -m espnet_dld.bin.dump_teacher_posteriors)"
         )
     meta = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -101,7 +102,7 @@ def check_cache_meta(cache_dir: Union[str, Path], token_list: Sequence[str], tem
         raise TeacherCacheError(
             f"{where} stores posteriors at temperature {meta['temperature']}, but model_conf.kd_temperature is "
             f"{temperature}; the top-k probabilities cannot be re-tempered: dump at {temperature} "
-            "(dld.sh --kd_temperature) into another cache directory"
+            "(dump_teacher_posteriors --temperature) into another cache directory"
         )
     if teacher_model is not None:
         if not Path(teacher_model).is_file():
@@ -120,7 +121,7 @@ def check_cache_covers(scp: Union[str, Path], keys: Iterable[str], what: str) ->
     scp = Path(scp)
     if not scp.is_file():
         raise TeacherCacheError(f"teacher-posterior cache file {scp} does not exist ({what}); {REBUILD}")
-    cached = {line.split(maxsplit=1)[0] for line in scp.read_text(encoding="utf-8").splitlines() if line.strip()}
+    cached = set(read_keys(scp))
     missing = [k for k in keys if k not in cached]
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")

@@ -60,7 +60,8 @@ def screen_sound_scp(scp: str, audio_input: ModelAudioInput, keys: Optional[Set[
             if fs != audio_input.sample_rate:
                 raise AudioInputError(
                     f"recorded at {fs} Hz, but the model was trained at {audio_input.sample_rate} Hz; resample "
-                    f"the data first (python -m espnet_dld.bin.format_audio --fs {audio_input.sample_rate} ...)"
+                    f"the data to {audio_input.sample_rate} Hz first (e.g. `sox in.wav -r {audio_input.sample_rate} out.wav`; "
+                    f"the recipes' audio formatting does this with --fs), or decode it through Speech2Text with fs="
                 )
             audio_input.check(data, fs, what="audio")
         except AudioInputError as e:

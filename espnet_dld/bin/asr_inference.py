@@ -43,9 +43,10 @@ with quiet_espnet_imports():
     from espnet2.utils.types import str2bool
 
 from espnet_dld.asr.ctc_greedy_search import CTCGreedySearch  # noqa: E402
-from espnet_dld.asr.encoder.depth_profile import apply_depth_profile  # noqa: E402
+from espnet_dld.asr.encoder.depth_profile_file import apply_depth_profile  # noqa: E402
 from espnet_dld.asr.encoder.layer_gating import DEPTH_POLICIES  # noqa: E402
-from espnet_dld.utils.trained_model import rebuilding_trained_model  # noqa: E402
+from espnet_dld.asr.trained_model import rebuilding_trained_model, trained_model_files  # noqa: E402
+from espnet_dld.data.atomic import write_text_atomic  # noqa: E402
 from espnet_dld.utils.checkpoint import load_state_dict_strict  # noqa: E402
 from espnet_dld.utils.model_zoo import unpack_model  # noqa: E402
 from espnet_dld.asr.audio_input import ModelAudioInput, Speech  # noqa: E402
@@ -107,10 +108,11 @@ class Speech2Text(espnet_inference.Speech2Text):
             raise ValueError("quantize_asr_model is not supported with dynamic depth yet; decode unquantized")
         if kwargs.get("enh_s2t_task"):
             raise ValueError("enh_s2t_task is not supported by espnet_dld.Speech2Text")
-        if asr_train_config is None:
-            if asr_model_file is None:
-                raise ValueError("give asr_train_config, asr_model_file, or both")
-            asr_train_config = Path(asr_model_file).parent / "config.yaml"
+        if asr_model_file is not None:  # a .pth (config beside it by default) or a packed zip
+            asr_train_config, asr_model_file = trained_model_files(asr_model_file, asr_train_config,
+                                                                   "asr_model_file", "asr_train_config")
+        elif asr_train_config is None:
+            raise ValueError("give asr_train_config, asr_model_file, or both")
         check_train_config(asr_train_config)
         with rebuilding_trained_model():
             super().__init__(asr_train_config=asr_train_config, asr_model_file=None, **kwargs)
@@ -343,9 +345,7 @@ def inference(
                  "depth_policy": policy,
                  "depth_profile": str(speech2text.depth_profile_path) if policy == "profile" else None,
                  **speech2text.timing.as_dict()}
-        tmp = out_dir / "decode_stats.json.tmp"
-        tmp.write_text(json.dumps(stats, indent=1) + "\n")
-        tmp.replace(out_dir / "decode_stats.json")
+        write_text_atomic(out_dir / "decode_stats.json", json.dumps(stats, indent=1) + "\n")
 
 
 def get_parser():

@@ -8,7 +8,7 @@
 runs greedy backward elimination (:mod:`espnet_dld.asr.encoder.depth_search`)
 on a dev set and writes ``depth_profile.yaml`` beside the model file, where
 ``Speech2Text``, ``export_depth`` and the recipe find it (format:
-:mod:`espnet_dld.asr.encoder.depth_profile`).  Evenly spaced blocks (policy
+:mod:`espnet_dld.asr.encoder.depth_profile_file`).  Evenly spaced blocks (policy
 ``uniform``) are a guess; which blocks a trained dynamic model can best do
 without is a property of that model, so it is measured on held-out data.
 
@@ -42,13 +42,14 @@ with quiet_espnet_imports():
     from espnet2.utils.types import str2triple_str
 
 from espnet_dld.asr.ctc_greedy_search import CTCGreedySearch  # noqa: E402
-from espnet_dld.asr.encoder.depth_profile import default_profile_path, dump_depth_profile  # noqa: E402
+from espnet_dld.asr.encoder.depth_profile_file import default_profile_path, dump_depth_profile  # noqa: E402
 from espnet_dld.asr.encoder.depth_search import greedy_backward_elimination  # noqa: E402
 from espnet_dld.asr.encoder.layer_gating import DynamicDepthMixin  # noqa: E402
-from espnet_dld.utils.checkpoint import build_model_strict, file_sha256  # noqa: E402
+from espnet_dld.asr.trained_model import is_packed, load_trained_model, trained_model_files  # noqa: E402
+from espnet_dld.data.kaldi_dir import read_keys  # noqa: E402
+from espnet_dld.utils.checkpoint import file_sha256  # noqa: E402
 from espnet_dld.utils.cli import add_log_level, run_cli  # noqa: E402
-from espnet_dld.utils.model_zoo import unpack_model  # noqa: E402
-from espnet_dld.utils.trained_model import rebuilding_trained_model  # noqa: E402
+from espnet_dld.utils.scoring import corpus_wer  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -58,20 +59,16 @@ Utterance = Tuple[str, Dict[str, np.ndarray]]
 
 
 # -- data ----------------------------------------------------------------------
-def _keys(path: Path) -> List[str]:
-    return [line.split(maxsplit=1)[0] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def check_dev_files(speech: Tuple[str, str, str], text: Tuple[str, str, str]) -> int:
     """Both files exist, the dev set is not empty and every utterance has a
     transcript; returns the number of utterances."""
     for (path, name, _), option in ((speech, "speech"), (text, "text")):
         if not Path(path).is_file():
             raise FileNotFoundError(f"the {option} file {path} (--data_path_and_name_and_type) does not exist")
-    utts = _keys(Path(speech[0]))
+    utts = read_keys(speech[0])
     if not utts:
         raise ValueError(f"the dev set {speech[0]} is empty: no utterance to measure the profile on")
-    have = set(_keys(Path(text[0])))
+    have = set(read_keys(text[0]))
     missing = [u for u in utts if u not in have]
     if missing:
         shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
@@ -170,11 +167,7 @@ class DevCriterion:
             raise ValueError(f"the CTC loss with blocks {layers} is {loss}: the model or the data is broken")
         if self.criterion == "ctc_loss":
             return (loss,)
-        import jiwer
-
-        words = jiwer.process_words(self.refs, hyps)
-        errors = words.substitutions + words.deletions + words.insertions
-        return (100.0 * errors / sum(len(r.split()) for r in self.refs), loss)
+        return (corpus_wer(self.refs, hyps), loss)
 
 
 def score_entry(criterion: str, score: Tuple[float, ...]) -> Any:
@@ -190,8 +183,7 @@ def build_model(
 ) -> Tuple[torch.nn.Module, argparse.Namespace]:
     """The trained model (no teacher loaded, strict weights), ready to score
     subsets: eval mode, no CTC dropout, a dynamic encoder and a CTC branch."""
-    with rebuilding_trained_model():
-        model, train_args = build_model_strict(ASRTask, asr_train_config, asr_model_file, device)
+    model, train_args = load_trained_model(asr_model_file, asr_train_config, device)
     if not isinstance(model.encoder, DynamicDepthMixin):
         raise ValueError(
             f"model {asr_model_file}: its encoder {type(model.encoder).__name__} is static; a depth profile "
@@ -254,12 +246,13 @@ def depth_profile(
                 "--model: give --out; a packed model's files live in a cache folder (to ship the profile "
                 "with the model, pack it with espnet2.bin.pack ... --option <exp>/depth_profile.yaml)"
             )
-        info = unpack_model(model)
-        asr_train_config, asr_model_file = info["asr_train_config"], info["asr_model_file"]
+        if not is_packed(model):
+            raise ValueError(f"--model {model} must be a packed model zip; give a .pth as --asr_model_file")
+        asr_train_config, asr_model_file = trained_model_files(model, model_option="--model")
     elif asr_model_file is None:
         raise ValueError("give --asr_model_file (and --asr_train_config), or --model (a packed zip)")
-    if not Path(asr_model_file).is_file():
-        raise FileNotFoundError(f"model file {asr_model_file} does not exist")
+    else:
+        asr_train_config, asr_model_file = trained_model_files(asr_model_file, asr_train_config)
     speech_entry, text_entry = split_data_options(data_path_and_name_and_type, text)
     num_utts = check_dev_files(speech_entry, text_entry)
     out = Path(out) if out is not None else default_profile_path(asr_model_file)

@@ -13,14 +13,12 @@ do not depend on which utterances share its batch.  Input goes through
 ESPnet's data loader and the teacher's own preprocessor, frontend and
 normalisation, as in online DLD training.  The set is written into
 ``<cache_dir>/<name>.tmp`` and renamed to ``<cache_dir>/<name>`` when
-complete; an existing complete set is kept unless ``--overwrite``.
+complete (:func:`espnet_dld.data.atomic.atomic_dir`); an existing complete set is kept unless ``--overwrite``.
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -37,7 +35,7 @@ from espnet_dld.asr.teacher_cache import (
     make_meta,
     read_meta,
 )
-from espnet_dld.data.atomic import write_text_atomic
+from espnet_dld.data.atomic import atomic_dir, write_text_atomic
 from espnet_dld.utils.cli import add_log_level, run_cli
 
 logger = logging.getLogger(__name__)
@@ -81,7 +79,8 @@ def dump(
     import kaldiio
     from tqdm import tqdm
 
-    from espnet_dld.asr.teacher import load_teacher
+    from espnet_dld.asr.teacher import ctc_logits, freeze
+    from espnet_dld.asr.trained_model import load_trained_model
     from espnet_dld.tasks.asr import ASRTask
 
     if topk < 1:
@@ -97,7 +96,9 @@ def dump(
         raise ValueError(f"--name must be a plain data set name, got {name!r}")
 
     cache, out = Path(cache_dir), Path(cache_dir) / name
-    teacher = load_teacher(teacher_config, teacher_model)
+    teacher, args = load_trained_model(teacher_model, teacher_config, model_option="--teacher_model",
+                                       config_option="--teacher_config")
+    freeze(teacher)
     token_list = list(teacher.token_list)
     if topk > len(token_list):
         raise ValueError(f"--topk {topk} exceeds the teacher's {len(token_list)} tokens")
@@ -112,7 +113,6 @@ def dump(
 
     device = "cuda" if ngpu else "cpu"
     teacher.to(device)
-    args = teacher_train_args(teacher_config, teacher_model)
     loader = ASRTask.build_streaming_iterator(
         [tuple(parts)], preprocess_fn=ASRTask.build_preprocess_fn(args, False),
         collate_fn=ASRTask.build_collate_fn(args, False), key_file=key_file, batch_size=1,
@@ -121,28 +121,22 @@ def dump(
     # Kaldi 16-bit compressed matrices (read by kaldiio and by ESPnet >= 202611's omniio alike):
     # probabilities linear in [min, max] of each utterance, indices exact as 16-bit integers
     idx_method = COMPRESS_INT16 if len(token_list) <= 2**15 else None  # None: plain float32, exact below 2^24
-    tmp = cache / f"{name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     start = time.perf_counter()
     utts = frames = 0
     residual_sum, residual_max = 0.0, 0.0
-    writers = {n: kaldiio.WriteHelper(f"ark,scp:{tmp / FILE_STEMS[n]}.ark,{tmp / FILE_STEMS[n]}.scp",
-                                      compression_method=method)
-               for n, method in ((TOPK_PROB, COMPRESS_PROB), (TOPK_IDX, idx_method))}
-    try:
-        with torch.no_grad():
+    with atomic_dir(out) as tmp:
+        writers = {n: kaldiio.WriteHelper(f"ark,scp:{tmp / FILE_STEMS[n]}.ark,{tmp / FILE_STEMS[n]}.scp",
+                                          compression_method=method)
+                   for n, method in ((TOPK_PROB, COMPRESS_PROB), (TOPK_IDX, idx_method))}
+        try:
             total = sum(1 for line in open(key_file or parts[0], encoding="utf-8") if line.strip())
             for keys, batch in tqdm(loader, desc=f"teacher posteriors {name}", unit="utt", total=total,
                                     mininterval=10):
-                speech = batch["speech"].to(device)
-                enc, enc_lens = teacher.encode(speech, batch["speech_lengths"].to(device))
-                if isinstance(enc, tuple):
-                    enc = enc[0]
-                n = int(enc_lens[0])
+                logits, lens = ctc_logits(teacher, batch["speech"].to(device), batch["speech_lengths"].to(device))
+                n = int(lens[0])
                 if n < 1:
                     raise ValueError(f"utterance {keys[0]} of {parts[0]} gives no teacher output frame (too short)")
-                prob = torch.softmax(teacher.ctc.ctc_lo(enc[0, :n]).float() / temperature, dim=-1)
+                prob = torch.softmax(logits[0, :n].float() / temperature, dim=-1)
                 values, indices = prob.topk(topk, dim=-1)
                 residual = (1.0 - values.sum(-1)).clamp(min=0.0)
                 residual_sum += float(residual.sum())
@@ -150,44 +144,28 @@ def dump(
                 writers[TOPK_PROB][keys[0]] = values.cpu().numpy().astype("float32")
                 writers[TOPK_IDX][keys[0]] = indices.cpu().numpy().astype("float32")
                 utts, frames = utts + 1, frames + n
-    finally:
-        for w in writers.values():
-            w.close()
-    if utts == 0:
-        raise ValueError(f"no utterance to dump in {parts[0]}" + (f" with --key_file {key_file}" if key_file else ""))
-    for n in (TOPK_PROB, TOPK_IDX):  # the scp must point at the final location
-        scp = tmp / f"{FILE_STEMS[n]}.scp"
-        scp.write_text(scp.read_text(encoding="utf-8").replace(f" {tmp}/", f" {out}/"), encoding="utf-8")
-    stats = {
-        "input": data_path_and_name_and_type,
-        "utterances": utts,
-        "frames": frames,
-        "bytes": sum((tmp / f"{stem}.ark").stat().st_size for stem in FILE_STEMS.values()),
-        "mean_residual_mass": residual_sum / frames,
-        "max_residual_mass": residual_max,
-        "seconds": round(time.perf_counter() - start, 2),
-        "device": device,
-    }
-    (tmp / "stats.yaml").write_text(yaml.safe_dump(stats, sort_keys=False), encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+        finally:
+            for w in writers.values():
+                w.close()
+        if utts == 0:
+            raise ValueError(f"no utterance to dump in {parts[0]}" + (f" with --key_file {key_file}" if key_file else ""))
+        for n in (TOPK_PROB, TOPK_IDX):  # the scp must point at the final location
+            scp = tmp / f"{FILE_STEMS[n]}.scp"
+            scp.write_text(scp.read_text(encoding="utf-8").replace(f" {tmp}/", f" {out}/"), encoding="utf-8")
+        stats = {
+            "input": data_path_and_name_and_type,
+            "utterances": utts,
+            "frames": frames,
+            "bytes": sum((tmp / f"{stem}.ark").stat().st_size for stem in FILE_STEMS.values()),
+            "mean_residual_mass": residual_sum / frames,
+            "max_residual_mass": residual_max,
+            "seconds": round(time.perf_counter() - start, 2),
+            "device": device,
+        }
+        (tmp / "stats.yaml").write_text(yaml.safe_dump(stats, sort_keys=False), encoding="utf-8")
     logger.info("%d utterances, %d frames into %s; teacher mass outside the top %d: mean %.2e, max %.2e",
                 utts, frames, out, topk, stats["mean_residual_mass"], residual_max)
     return out
-
-
-def teacher_train_args(teacher_config: Optional[str], teacher_model: str) -> argparse.Namespace:
-    """The teacher's training arguments (its preprocessor settings)."""
-    from espnet_dld.utils.model_zoo import unpack_model
-
-    if teacher_config is None:
-        if not str(teacher_model).endswith(".zip"):
-            teacher_config = str(Path(teacher_model).parent / "config.yaml")
-        else:
-            teacher_config = unpack_model(teacher_model)["asr_train_config"]
-    with open(teacher_config, encoding="utf-8") as f:
-        return argparse.Namespace(**yaml.safe_load(f))
 
 
 def main(cmd: Optional[Sequence[str]] = None) -> int:

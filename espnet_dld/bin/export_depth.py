@@ -41,7 +41,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import yaml
 
-from espnet_dld.tasks.asr import ASRTask  # registers our classes with ESPnet
+import espnet_dld  # noqa: F401  (registers our classes when ESPnet's ASR task is imported)
 from espnet_dld.utils.quiet_imports import quiet_espnet_imports
 
 with quiet_espnet_imports():
@@ -49,13 +49,13 @@ with quiet_espnet_imports():
     from espnet2.main_funcs.pack_funcs import Archiver, find_path_and_change_it_recursive, pack
 
 from espnet_dld.asr.dld_espnet_model import DLD_OPTIONS  # noqa: E402
-from espnet_dld.asr.encoder.depth_profile import apply_depth_profile, default_profile_path  # noqa: E402
+from espnet_dld.asr.encoder.depth_profile_file import apply_depth_profile, default_profile_path  # noqa: E402
 from espnet_dld.asr.encoder.layer_gating import DEPTH_POLICIES, DynamicDepthMixin  # noqa: E402
 from espnet_dld.asr.encoder.subsampling import EXTRA_INPUT_LAYERS, ExtraInputLayers  # noqa: E402
-from espnet_dld.utils.trained_model import rebuilding_trained_model  # noqa: E402
-from espnet_dld.utils.checkpoint import build_model_strict, load_state_dict_strict  # noqa: E402
+from espnet_dld.asr.trained_model import is_packed, load_trained_model, trained_model_files  # noqa: E402
+from espnet_dld.data.atomic import atomic_path  # noqa: E402
+from espnet_dld.utils.checkpoint import load_state_dict_strict  # noqa: E402
 from espnet_dld.utils.cli import add_log_level, run_cli  # noqa: E402
-from espnet_dld.utils.model_zoo import unpack_model  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -183,16 +183,18 @@ def package_files(model: PathLike) -> Tuple[str, str, Dict[str, str], str]:
     """Unpack a packed model: config, model file, the other files of the
     package as ``{unpacked path: name in the package}``, and the config's
     name in the package."""
-    info = unpack_model(model)
+    if not is_packed(model):
+        raise ValueError(f"--model {model} must be a packed model zip (espnet2.bin.pack); give a .pth as --asr_model_file")
+    config, model_file = trained_model_files(model, model_option="--model")
     with Archiver(Path(model)) as archive:
         infos = {archive.get_name_from_info(i): i for i in archive}
-        meta = next(n for n in infos if Path(n).name == "meta.yaml")  # unpack_model checked there is one
+        meta = next(n for n in infos if Path(n).name == "meta.yaml")  # unpacking checked there is one
         meta_yaml = yaml.safe_load(archive.extractfile(infos[meta]))
     config_name = meta_yaml["yaml_files"]["asr_train_config"]
-    root = Path(info["asr_train_config"][: -len(config_name)])
+    root = Path(config[: -len(config_name)])
     packed = set(meta_yaml["yaml_files"].values()) | set(meta_yaml["files"].values()) | {meta}
     others = {str(root / n): n for n in infos if n not in packed and not n.endswith("/")}
-    return info["asr_train_config"], info["asr_model_file"], others, config_name
+    return config, model_file, others, config_name
 
 
 def inference_files(conf: Dict[str, Any]) -> Dict[str, str]:
@@ -279,12 +281,9 @@ def export_depth(
     else:
         if asr_model_file is None:
             raise ValueError("give --model (a packed zip), or --asr_model_file (and --asr_train_config)")
-        model_path = str(asr_model_file)
-        config_path = str(asr_train_config or Path(asr_model_file).parent / "config.yaml")
+        config_path, model_path = trained_model_files(asr_model_file, asr_train_config)
         input_path, others = Path(model_path), {}
         exp_dir = f"exp/{Path(config_path).resolve().parent.name}"
-    if not Path(config_path).is_file():
-        raise FileNotFoundError(f"config file {config_path} does not exist")
     conf = yaml.safe_load(Path(config_path).read_text(encoding="utf-8"))
     if not isinstance(conf, dict) or "encoder" not in conf:
         raise ValueError(f"config file {config_path} is not an ESPnet ASR training config (no 'encoder')")
@@ -296,8 +295,7 @@ def export_depth(
         if not Path(value).is_file():
             raise FileNotFoundError(f"config {config_path}: {option} names {value}, which does not exist")
 
-    with rebuilding_trained_model():
-        dynamic, _ = build_model_strict(ASRTask, config_path, model_path)
+    dynamic, _ = load_trained_model(model_path, config_path)
     policy, profile_path = None, None
     if depth is not None:  # the same choice as Speech2Text(depth=k)
         policy, profile_path = apply_depth_profile(dynamic.encoder, model_path, depth_profile, depth_policy)
@@ -327,11 +325,11 @@ def export_depth(
     others = {**others, **outside}
     sources = {name: Path(old).resolve() for old, name in others.items()}
     outpath.parent.mkdir(parents=True, exist_ok=True)
-    tmp_zip = outpath.parent.resolve() / f".{outpath.stem}.tmp.zip"
+    target = outpath.resolve()  # before chdir
     # ESPnet's pack names files relative to the working directory (and its
-    # unpack rewrites only such names in the config), so stage them in a
+    # unpack rewrites only such names in the config), so copy them into a
     # folder and pack from there
-    with tempfile.TemporaryDirectory(prefix="export_depth.") as stage, contextlib.chdir(stage):
+    with tempfile.TemporaryDirectory(prefix="export_depth.") as staging, contextlib.chdir(staging):
         config_name, model_name = f"{exp_dir}/config.yaml", f"{exp_dir}/{Path(model_path).name}"
         Path(exp_dir).mkdir(parents=True)
         Path(config_name).write_text(yaml.safe_dump(new_conf, sort_keys=False), encoding="utf-8")
@@ -343,14 +341,10 @@ def export_depth(
         static, _ = espnet_asr.ASRTask.build_model_from_file(config_name, None, "cpu")
         load_state_dict_strict(static, model_name)
         max_diff = check_equivalent(dynamic, static, conf.get("input_size"))
-        try:
-            with contextlib.redirect_stdout(io.StringIO()) as listing:  # pack prints to stdout
-                pack(files={"asr_model_file": model_name}, yaml_files={"asr_train_config": config_name},
-                     option=sorted(sources), outpath=tmp_zip)
-            logger.debug("pack: %s", listing.getvalue())
-            tmp_zip.replace(outpath)
-        finally:
-            tmp_zip.unlink(missing_ok=True)
+        with atomic_path(target) as tmp_zip, contextlib.redirect_stdout(io.StringIO()) as listing:
+            pack(files={"asr_model_file": model_name}, yaml_files={"asr_train_config": config_name},
+                 option=sorted(sources), outpath=tmp_zip)  # pack prints its listing to stdout
+        logger.debug("pack: %s", listing.getvalue())
         out_model_size = size_of(model_name)
 
     result = {

@@ -1,14 +1,12 @@
-"""Data preparation: Kaldi-style data directories for the espnet-dld recipes.
+"""Data handling shared by the recipes' programs and the tools.
 
 Modules:
-    kaldi_dir     write, read and validate ``wav.scp``/``text``/``utt2spk``/``spk2utt``
-    librispeech   LibriSpeech layout -> data dirs (plus a tiny fake tree for tests)
-    fsdd          connected-digit utterances from the Free Spoken Digit Dataset
-    synth_corpus  the embedded synthetic corpus spoken by eSpeak NG
-    espeak        eSpeak NG backends (PyPI ``espeakng-loader`` or the ``espeak-ng`` binary)
-    _espeak_server  stdlib-only helper process that runs libespeak-ng for ``espeak``
-    grammar       the sentence grammar and word lists of the synthetic corpus
-    audio         resampling and int16 conversion shared by the generators
-    atomic        write-to-temporary-then-rename helpers
+    kaldi_dir     write, read (``read_kv``: the one key/value file reader) and validate Kaldi data dirs
+    audio         resampling and int16 conversion
+    atomic        write-to-temporary-then-rename helpers (files and folders)
     wav_plan      resumable, idempotent generation of wav files from a plan
+
+Each recipe's corpus generator lives in its ``local/`` folder
+(``egs2/<recipe>/asr1/local/``), the recipes' other Python helpers in
+``egs2/TEMPLATE/dld1/pyscripts/``.
 """

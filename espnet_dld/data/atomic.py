@@ -1,12 +1,13 @@
-"""Atomic file writers.
+"""Atomic file writers: the one place this package writes temp-then-rename.
 
-Every file the data preparation produces is written under a temporary name in
+Every file (or folder) a tool produces is written under a temporary name in
 the same folder and then renamed with :func:`os.replace`, so an interrupted run
 never leaves a half-written file behind: a file either has its old content, its
 new content, or does not exist.
 """
 
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Union
@@ -19,8 +20,8 @@ PathLike = Union[str, os.PathLike]
 
 def _tmp_name(path: Path) -> Path:
     # Hidden, pid-tagged, in the same folder so that os.replace stays a rename
-    # inside one file system.
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+    # inside one file system; the suffix is kept for writers that go by it.
+    return path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
 
 
 @contextmanager
@@ -37,6 +38,25 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_dir(path: PathLike) -> Iterator[Path]:
+    """Yield a fresh, empty temporary folder that replaces the folder ``path``
+    (and whatever it held) if the block succeeds; removed if it raises."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # left by a killed run
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

@@ -130,10 +130,19 @@ def write_data_dir(utts: Iterable[Utterance], out_dir: PathLike) -> Path:
     return out_dir
 
 
-def _read_kv(path: Path, allow_empty_value: bool = False) -> List[Tuple[int, str, str]]:
-    """(line number, key, value) of a ``key value`` file, checking sort order."""
+def read_kv(
+    path: PathLike, allow_empty_value: bool = False, kaldi_sorted: bool = True
+) -> List[Tuple[int, str, str]]:
+    """(line number, key, value) of a ``key value`` file (``wav.scp``,
+    ``text``, an scp or shape file, ...): the one reader of such files.
+
+    ``kaldi_sorted`` also requires unique keys in Kaldi's (LC_ALL=C) order, as
+    a data directory has them; without it the rows come in file order (ESPnet's
+    shape files and ark/scp pairs are not sorted).  Errors name the file and line.
+    """
+    path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: missing (required in a Kaldi data directory)")
+        raise ValueError(f"{path}: missing" + (" (required in a Kaldi data directory)" if kaldi_sorted else ""))
     rows: List[Tuple[int, str, str]] = []
     prev: Optional[str] = None
     with path.open(encoding="utf-8") as f:
@@ -146,7 +155,7 @@ def _read_kv(path: Path, allow_empty_value: bool = False) -> List[Tuple[int, str
             value = parts[1].strip() if len(parts) > 1 else ""
             if not value and not allow_empty_value:
                 raise ValueError(f"{path}:{lineno}: empty value for {key!r}: {line!r}")
-            if prev is not None and _sort_key(key) <= _sort_key(prev):
+            if kaldi_sorted and prev is not None and _sort_key(key) <= _sort_key(prev):
                 problem = "duplicate key" if key == prev else "not sorted (LC_ALL=C order)"
                 raise ValueError(f"{path}:{lineno}: {problem}: {line!r} after {prev!r}")
             prev = key
@@ -154,6 +163,14 @@ def _read_kv(path: Path, allow_empty_value: bool = False) -> List[Tuple[int, str
     if not rows:
         raise ValueError(f"{path}: empty file")
     return rows
+
+
+def read_keys(path: PathLike) -> List[str]:
+    """The keys (first column) of a ``key value`` file, in file order (none
+    for an empty file)."""
+    if Path(path).is_file() and not Path(path).read_text(encoding="utf-8").strip():
+        return []
+    return [key for _, key, _ in read_kv(path, allow_empty_value=True, kaldi_sorted=False)]
 
 
 def _wav_file_of(entry: str) -> Optional[Path]:
@@ -188,10 +205,10 @@ def validate_data_dir(path: PathLike, check_wavs: bool = True) -> int:
         raise ValueError(f"{path}: not a directory")
     if (path / "segments").exists():
         raise ValueError(f"{path / 'segments'}: segmented data directories are not supported")
-    wav = _read_kv(path / "wav.scp")
-    text = _read_kv(path / "text", allow_empty_value=True)
-    utt2spk = _read_kv(path / "utt2spk")
-    spk2utt = _read_kv(path / "spk2utt")
+    wav = read_kv(path / "wav.scp")
+    text = read_kv(path / "text", allow_empty_value=True)
+    utt2spk = read_kv(path / "utt2spk")
+    spk2utt = read_kv(path / "spk2utt")
 
     for lineno, key, value in text:
         if not value:
@@ -246,11 +263,11 @@ def read_data_dir(path: PathLike) -> List[Utterance]:
     """Read a data directory (validated, wav files not checked) as Utterances."""
     path = Path(path)
     validate_data_dir(path, check_wavs=False)
-    wav = {k: v for _, k, v in _read_kv(path / "wav.scp")}
-    text = {k: v for _, k, v in _read_kv(path / "text")}
+    wav = {k: v for _, k, v in read_kv(path / "wav.scp")}
+    text = {k: v for _, k, v in read_kv(path / "text")}
     return [
         Utterance(utt, wav[utt], text[utt], spk)
-        for _, utt, spk in _read_kv(path / "utt2spk")
+        for _, utt, spk in read_kv(path / "utt2spk")
     ]
 
 
@@ -304,7 +321,7 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
             print(f"ERROR: {e}", file=sys.stderr)
             status = 1
         else:
-            n_spk = len(_read_kv(Path(d) / "spk2utt"))
+            n_spk = len(read_kv(Path(d) / "spk2utt"))
             print(f"{d}: OK ({n} utterances, {n_spk} speakers)")
     return status
 

@@ -34,6 +34,7 @@ from espnet_dld.asr.teacher_cache import (  # noqa: E402
     data_options,
 )
 from espnet_dld.data.atomic import write_text_atomic  # noqa: E402
+from espnet_dld.data.kaldi_dir import read_keys  # noqa: E402
 from espnet_dld.registration import register  # noqa: E402
 from espnet_dld.utils.checkpoint import CheckpointError, state_dict_mismatch  # noqa: E402
 
@@ -217,8 +218,7 @@ def check_cache_fits_training(args: argparse.Namespace, cache: str) -> None:
                 f"{' '.join(data_options(cache, '<set>', mode))}"
             )
         shape_files = getattr(args, f"{mode}_shape_file") or []
-        keys = ([line.split(maxsplit=1)[0] for line in Path(shape_files[0]).read_text(encoding="utf-8").splitlines()
-                 if line.strip()] if shape_files else [])
+        keys = read_keys(shape_files[0]) if shape_files else []
         for name in CACHE_DATA_NAMES:
             scp = Path(entries[name])
             if scp.resolve().parent.parent != Path(cache).resolve():

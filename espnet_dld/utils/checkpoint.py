@@ -3,14 +3,14 @@
 ESPnet's ``build_model_from_file`` loads weights with ``strict=False``, so a
 checkpoint of another depth or width, or a renamed key, loads silently
 half-way.  Every model this project loads (students, teachers, decoding)
-goes through :func:`load_state_dict_strict` instead.
+goes through :func:`load_state_dict_strict` instead (the loader itself is
+:func:`espnet_dld.asr.trained_model.load_trained_model`).
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Dict, List, Union
 
 import torch
 
@@ -98,22 +98,6 @@ def load_state_dict_strict(model: torch.nn.Module, model_file: PathLike) -> None
             f"(another depth, width or model type?): " + "; ".join(problems)
         )
     model.load_state_dict(state, strict=True)
-
-
-def build_model_strict(
-    task, config_file: Optional[PathLike], model_file: Optional[PathLike], device: str = "cpu"
-) -> Tuple[torch.nn.Module, argparse.Namespace]:
-    """``task.build_model_from_file`` with strict weight loading."""
-    if config_file is None:
-        if model_file is None:
-            raise ValueError("give a config file, a model file, or both")
-        config_file = Path(model_file).parent / "config.yaml"
-    if not Path(config_file).is_file():
-        raise FileNotFoundError(f"config file {config_file} does not exist")
-    model, args = task.build_model_from_file(config_file, None, device)
-    if model_file is not None:
-        load_state_dict_strict(model, model_file)
-    return model, args
 
 
 def file_sha256(path: Union[str, Path]) -> str:

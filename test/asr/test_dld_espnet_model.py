@@ -7,6 +7,7 @@ import torch
 import yaml
 
 from espnet_dld.asr.dld_espnet_model import DLDESPnetASRModel
+from espnet_dld.asr.teacher import float32_ctc_logits
 from espnet_dld.tasks.asr import ASRTask
 
 
@@ -152,7 +153,7 @@ def test_kd_term_stays_float32_under_amp_autocast(student, tiny_exp):
         plain = student.ctc.ctc_lo(enc)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             assert student.ctc.ctc_lo(enc).dtype == torch.bfloat16  # what autocast alone would give
-            logits = student._float32_logits(student.ctc, enc)
+            logits = float32_ctc_logits(student.ctc, enc)
     assert logits.dtype == torch.float32 and torch.equal(logits, plain)
     student.train()
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -160,3 +161,33 @@ def test_kd_term_stays_float32_under_amp_autocast(student, tiny_exp):
     assert torch.isfinite(loss) and stats["loss_kd"].dtype == torch.float32 and torch.isfinite(stats["loss_kd"])
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in student.parameters() if p.grad is not None)
+def test_teacher_sees_the_speech_before_specaugment(tiny_exp):
+    """The tiny configs have no SpecAugment: give the student one and check
+    that its features are masked while the teacher gets the waveform as the
+    batch brought it (and runs without augmentation, in eval mode)."""
+    args = student_args(tiny_exp)
+    args.specaug = "specaug"
+    args.specaug_conf = {"apply_time_warp": False, "apply_freq_mask": True, "freq_mask_width_range": [4, 8],
+                         "num_freq_mask": 2, "apply_time_mask": True, "time_mask_width_range": [5, 10],
+                         "num_time_mask": 2}
+    student = ASRTask.build_model(args)
+    teacher = student.teacher
+    assert student.specaug is not None and not teacher.training
+    seen, aug = {}, {}
+    real_encode = teacher.encode
+
+    def recording_encode(speech, lengths):
+        seen["speech"] = speech.clone()
+        return real_encode(speech, lengths)
+
+    teacher.encode = recording_encode
+    student.specaug.register_forward_pre_hook(lambda m, inp: aug.update(before=inp[0].clone()))
+    student.specaug.register_forward_hook(lambda m, inp, out: aug.update(after=out[0].clone()))
+    speech, lens, text, text_lens = tiny_exp.batch()
+    original = speech.clone()
+    student.train()
+    torch.manual_seed(0)
+    _, stats, _ = student(speech, lens, text, text_lens)
+    assert not torch.equal(aug["before"], aug["after"])  # the student's features were masked
+    assert torch.equal(seen["speech"], original)  # the teacher got the speech itself
+    assert stats["loss_kd"].item() > 0

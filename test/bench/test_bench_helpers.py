@@ -130,3 +130,78 @@ def test_depth_policy_reads_the_sets_from_run_sh_and_flags_the_valid_set():
     text = depth_policy.table("fsdd_dld DLD", "dev", agg["test_sets"]["dev"], 2, ["uniform", "profile"], biased=True)
     assert "dev is the valid set the profile was searched on" in text
     assert "| 1 | 50.50 ± 0.71 | 41.50 ± 2.12 | -17.8 % | [0] / [1] |" in text
+
+
+# -- README tables -------------------------------------------------------------
+import readme_tables  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
+
+
+def test_readme_tables_are_the_ones_generated_from_the_results():
+    """Every cell of the README's accuracy and depth-policy tables comes from
+    the JSON, rounded once (a table pasted from a 2-decimal printout is off by 0.1)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    for table in (readme_tables.accuracy_table(RESULTS), readme_tables.policy_table(RESULTS)):
+        assert table in readme
+
+
+def test_relative_change_is_bold_from_ten_percent_lower():
+    assert readme_tables.relative(50.0, 45.0) == "**-10.0 %**"
+    assert readme_tables.relative(50.0, 45.5) == "-9.0 %"
+    assert readme_tables.relative(40.0, 41.0) == "+2.5 %"
+
+
+def test_policy_bold_needs_a_margin_over_every_other_policy():
+    v = lambda m: {"mean": m, "std": 0.0}  # noqa: E731
+    # both profile columns beat uniform and first: both bold; a 0.3 % lead is no lead
+    assert readme_tables.policy_cells({"uniform": v(97.1), "first": v(101.0), "profile": v(92.0),
+                                       "profile_wer": v(92.2)}) == ["97.1 ± 0.0", "101.0 ± 0.0", "**92.0 ± 0.0**",
+                                                                    "**92.2 ± 0.0**"]
+    assert "**" not in "".join(readme_tables.policy_cells({"uniform": v(62.47), "first": v(81.3),
+                                                           "profile": v(62.27), "profile_wer": v(63.0)}))
+    assert readme_tables.policy_cells({"uniform": v(41.15), "first": v(69.5), "profile": v(42.3),
+                                       "profile_wer": v(41.46)})[0] == "**41.1 ± 0.0**"
+
+
+# -- the arithmetic behind the README's cost figures ---------------------------
+import decode_cost  # noqa: E402
+import export_cost  # noqa: E402
+import teacher_cache_cost  # noqa: E402
+
+
+def test_decode_cost_medians_ratios_and_targets():
+    # [decode, encoder] seconds per round; 10 s of audio
+    per_round = {1: [[1.0, 0.5], [3.0, 0.9], [2.0, 0.6]], 2: [[4.0, 3.0], [4.0, 3.0], [5.0, 4.0]]}
+    out = decode_cost.summarize(per_round, 10.0)
+    assert out[1]["decode_seconds"] == 2.0 and out[1]["rtf"] == pytest.approx(0.2)
+    assert out[1]["encoder_share"] == pytest.approx(0.6 / 2.0)  # median encoder over median decode
+    assert out[1]["ratio"] == pytest.approx(0.5) and out[1]["target"] == pytest.approx(0.5 + 0.15)
+    assert out[1]["met"] and out[2]["ratio"] == 1.0 and out[2]["met"]
+    slow = decode_cost.summarize({1: [[3.5, 1.0]], 2: [[4.0, 3.0]]}, 10.0)
+    assert slow[1]["ratio"] == pytest.approx(0.875) and not slow[1]["met"]
+
+
+def test_export_cost_row():
+    export = {"layers": [1, 3], "output_bytes": 300, "input_bytes": 1000, "output_model_bytes": 250,
+              "max_abs_diff": 1e-7}
+    row = export_cost.export_row(2, export, ["a b", "c d"], ["a b", "c x"], ["a b", "c d"])
+    assert row["zip_over_full"] == pytest.approx(0.3) and row["identical_hypotheses"] == 1
+    assert row["utterances"] == 2 and row["wer_dynamic"] == pytest.approx(25.0) and row["wer_static"] == 0.0
+
+
+def test_teacher_cache_step_ratios_use_medians():
+    r = teacher_cache_cost.step_ratios({"online": [1.0, 2.0, 9.0], "cached": [1.0, 1.4, 1.5], "ld": [1.0, 1.0, 1.6]})
+    assert (r["online_step_seconds"], r["cached_step_seconds"], r["ld_step_seconds"]) == (2.0, 1.4, 1.0)
+    assert r["cached_over_online"] == pytest.approx(0.7) and r["online_over_ld"] == 2.0
+    assert r["cached_over_ld"] == pytest.approx(1.4)
+
+
+def test_teacher_cache_wer_comparison_in_units_of_std(tmp_path):
+    def acc(means, stds):
+        return {"recipes": {"r": {"num_blocks": 2, "test_sets": {"test": {"dld": {
+            str(d): {"mean": m, "std": s} for d, (m, s) in enumerate(zip(means, stds), start=1)}}}}}}
+    (tmp_path / "on.json").write_text(json.dumps(acc([50.0, 30.0], [1.0, 0.0])))
+    (tmp_path / "ca.json").write_text(json.dumps(acc([52.0, 30.0], [2.0, 0.0])))
+    rows = teacher_cache_cost.wer_comparison(str(tmp_path / "on.json"), str(tmp_path / "ca.json"))
+    assert [(r["depth"], r["diff"], r["diff_in_std"]) for r in rows] == [(1, 2.0, 1.0), (2, 0.0, None)]

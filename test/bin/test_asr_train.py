@@ -1,4 +1,5 @@
 """The training entry point: ESPnet's CLI with our classes."""
+import re
 import subprocess
 import sys
 
@@ -27,7 +28,10 @@ def test_unknown_encoder_is_refused_with_the_choices(tmp_path):
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
     assert r.returncode == 2
-    assert "dld_conformerr" in r.stderr and "dld_conformer" in r.stderr
+    error = r.stderr.strip().splitlines()[-1]
+    assert "--encoder: invalid choice: 'dld_conformerr'" in error
+    choices = re.search(r"\(choose from (.*)\)", error).group(1)
+    assert {"'dld_conformer'", "'dld_transformer'", "'dld_wavlm'", "'wavlm'", "'conformer'"} <= set(choices.split(", "))
 
 
 def test_trained_students_save_only_student_weights(tiny_exp):

@@ -166,7 +166,7 @@ def _variant(tiny_exp, folder: Path, encoder_conf: dict, random_weights: bool = 
     folder.mkdir()
     (folder / "config.yaml").write_text(yaml.safe_dump(conf))
     if random_weights:
-        from espnet_dld.utils.trained_model import rebuilding_trained_model
+        from espnet_dld.asr.trained_model import rebuilding_trained_model
         from espnet_dld.tasks.asr import ASRTask
 
         torch.manual_seed(0)

@@ -9,6 +9,7 @@ from typing import List
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "egs2" / "TEMPLATE" / "dld1"
+PYSCRIPTS = TEMPLATE / "pyscripts"  # the stage helpers dld.sh runs
 RUN_OUTPUTS = {"data", "dump", "exp", "downloads"}  # made by running the recipe, not part of it
 
 

@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 import yaml
 
+from espnet_dld import Speech2Text
+from espnet_dld.utils.scoring import corpus_wer
 from recipe_copy import copy_recipe, run_recipe
 
 TINY = [
@@ -48,7 +51,12 @@ def test_all_stages_produce_their_outputs(mini):
         stats = json.loads((dec / f"depth{depth}" / "decode_stats.json").read_text())
         assert stats["active_layers"] == layers and stats["utterances"] == 6
         score = json.loads((dec / f"depth{depth}" / "score" / "score.json").read_text())
-        assert score["utterances"] == 6 and 0 <= score["wer"]
+        # the score is of this decoding's hypotheses against the test references
+        refs = dict(line.split(maxsplit=1) for line in (recipe / "dump/raw/test/text").read_text().splitlines())
+        hyps = dict((line.split(maxsplit=1) + [""])[:2]
+                    for line in (dec / f"depth{depth}/1best_recog/text").read_text().splitlines())
+        assert score["utterances"] == 6 and sorted(hyps) == sorted(refs)
+        assert score["wer"] == pytest.approx(corpus_wer([refs[u] for u in refs], [hyps[u] for u in refs]), abs=1e-3)
     assert (recipe / "exp/asr_teacher/decode_ctc_greedy/test/full/score/score.json").is_file()
     results = (recipe / "exp/report/RESULTS.md").read_text()
     assert "| depth |" in results and "wer_rtf_test.png" in results
@@ -58,7 +66,7 @@ def test_all_stages_produce_their_outputs(mini):
     assert "epoch results" in r.stdout  # training progress reaches the console
 
 
-def test_packed_model_decodes_in_a_fresh_process(mini, tmp_path):
+def test_packed_model_decodes_in_a_fresh_process(mini, tmp_path, monkeypatch):
     recipe, _ = mini
     zip_path = recipe / "exp/asr_dld/asr_model_dld.zip"
     wav = (recipe / "dump/raw/test/wav.scp").read_text().split()[1]
@@ -76,7 +84,13 @@ print(json.dumps({{"layers": s2t.active_layers, "text": text}}))
                        env={"ESPNET_DLD_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["layers"] == [2, 5] and isinstance(out["text"], str)
+    assert out["layers"] == [2, 5]
+    # the packed model decodes as the experiment's files do, in this process
+    monkeypatch.chdir(recipe)  # the config names the feature statistics relative to the recipe
+    exp = recipe / "exp/asr_dld"
+    s2t = Speech2Text(exp / "config.yaml", exp / "valid.loss.ave.pth", depth=2, depth_policy="uniform",
+                      beam_size=1, ctc_weight=1.0)
+    assert s2t.active_layers == out["layers"] and out["text"] == s2t(sf.read(wav)[0])[0][0]
 
 
 def test_rerunning_stages_changes_nothing(mini):
@@ -150,7 +164,6 @@ def test_cached_teacher_posteriors_train_the_dld_student(mini):
 
 def test_depth_profile_is_measured_once_in_stage_12_used_in_13_and_packed_in_15(mini, tmp_path, monkeypatch):
     """Runs last on the shared recipe: it adds exp/asr_dld/depth_profile.yaml."""
-    from espnet_dld import Speech2Text
     from espnet_dld.utils.checkpoint import file_sha256
     from espnet_dld.asr.encoder.depth_search import is_nested
 

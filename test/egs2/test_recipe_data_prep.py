@@ -4,9 +4,9 @@ import subprocess
 
 from recipe_copy import TEMPLATE, copy_recipe, run_recipe
 
-from espnet_dld.data.fsdd import make_fake_fsdd
+from fsdd import make_fake_fsdd
 from espnet_dld.data.kaldi_dir import read_data_dir
-from espnet_dld.data.librispeech import make_fake_librispeech
+from librispeech import make_fake_librispeech
 
 LS_SETS = ("train-clean-100", "dev-clean", "dev-other", "test-clean", "test-other")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from recipe_copy import REPO, copy_recipe, run_recipe
+from recipe_copy import PYSCRIPTS, REPO, copy_recipe, run_recipe
 from tiny_experiment import make_corpus
 
 
@@ -94,7 +94,7 @@ def test_format_audio_killed_half_way_leaves_no_file_a_later_stage_trusts(tmp_pa
     killer = (
         "import os, signal, sys\n"
         "import soundfile\n"
-        "from espnet_dld.bin import format_audio\n"
+        "import format_audio\n"
         "real, calls = soundfile.write, []\n"
         "def write(path, *a, **k):\n"
         "    calls.append(path)\n"
@@ -105,23 +105,30 @@ def test_format_audio_killed_half_way_leaves_no_file_a_later_stage_trusts(tmp_pa
         "soundfile.write = write\n"
         "format_audio.main(sys.argv[1:])\n"
     )
-    out = tmp_path / "dump/raw/org/train"
+    recipe = copy_recipe("mini_dld", tmp_path / "asr1")
+    out = recipe / "dump/raw/org/train"  # where dld.sh's stage 3 writes the training set
     args = ["--in_dir", str(data), "--out_dir", str(out)]
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    r = subprocess.run([sys.executable, "-c", killer] + args, env=env, capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-c", killer] + args, env=dict(env, PYTHONPATH=f"{PYSCRIPTS}:{REPO}"),
+                       capture_output=True, text=True)
     assert r.returncode == -signal.SIGKILL
-    assert sorted(p.name for p in out.iterdir()) == ["data"]  # no wav.scp, text, ...: no .done either
+    assert sorted(p.name for p in out.iterdir()) == ["data"]  # no wav.scp, text, ...
     written = sorted((out / "data").iterdir())
     partial = [p for p in written if p.name.startswith(".")]
     finished = [p for p in written if not p.name.startswith(".")]
     assert len(partial) == 1 and partial[0].read_bytes() == b"RIFF half"  # killed inside the third write
     assert len(finished) == 2 and all(sf.read(str(p))[0].size > 0 for p in finished)  # complete files only
+    # the stage after it refuses the half-made folder (no .done: stage 3 did not finish) and writes nothing
+    r = run_recipe(recipe, ["--stage", "4", "--stop_stage", "4"], timeout=120)
+    assert r.returncode != 0
+    assert "dump/raw/org/train/.done is missing: run stage 3 first" in r.stdout + r.stderr
+    assert not (recipe / "dump/raw/train").exists()
 
-    r = subprocess.run([sys.executable, "-m", "espnet_dld.bin.format_audio"] + args, env=env,
+    r = subprocess.run([sys.executable, str(PYSCRIPTS / "format_audio.py")] + args, env=env,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     clean = tmp_path / "clean"
-    r = subprocess.run([sys.executable, "-m", "espnet_dld.bin.format_audio", "--in_dir", str(data),
+    r = subprocess.run([sys.executable, str(PYSCRIPTS / "format_audio.py"), "--in_dir", str(data),
                         "--out_dir", str(clean)], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in (out / "data").iterdir()) == sorted(p.name for p in (clean / "data").iterdir())

@@ -66,7 +66,7 @@ def test_librispeech_wavlm_configs_are_wavlm_base_plus(tmp_path):
 def test_run_sh_encoder_option(tmp_path):
     mini = copy_recipe("mini_dld", tmp_path / "mini" / "asr1")
     r = run_recipe(mini, ["--encoder", "hubert"], timeout=60)
-    assert r.returncode != 0 and "--encoder must be conformer, conformer_conv1d or wavlm, got 'hubert'" in r.stderr
+    assert r.returncode != 0 and "--encoder must be one of conformer, conformer_conv1d, wavlm, got 'hubert'" in r.stderr
     assert not (mini / "data").exists()
     # a stage past the last one: dld.sh checks its options, then does nothing
     r = run_recipe(mini, ["--encoder", "wavlm", "--stage", "99"], timeout=120)

@@ -15,7 +15,6 @@ log() {
     echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
 }
 die() { log "ERROR: $*"; exit 1; }
-min() { local a=$1 b=$2; echo $(( a < b ? a : b )); }
 require() {  # require PATH "what to do if it is missing"
     [ -e "$1" ] || die "$1 is missing: $2"
 }
@@ -162,9 +161,16 @@ done
 case ${depth_profile} in true|false) ;; *) die "--depth_profile must be true or false, got '${depth_profile}'";; esac
 case ${depth_profile_criterion} in ctc_loss|wer) ;;
     *) die "--depth_profile_criterion must be ctc_loss or wer, got '${depth_profile_criterion}'";; esac
+yaml_get() {  # yaml_get FILE KEY [--default V] [--type T]: one value of a YAML/JSON file
+    ${python} pyscripts/yaml_get.py "$@"
+}
+
+num_blocks_of() {  # num_blocks_of CONFIG_YAML
+    yaml_get "$1" encoder_conf.num_blocks
+}
+
 if [ -n "${depths}" ] && [ -n "${student_config}" ]; then
-    _n=$(${python} -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['encoder_conf']['num_blocks'])" \
-        "${student_config}") || die "cannot read encoder_conf.num_blocks from --student_config ${student_config}"
+    _n=$(num_blocks_of "${student_config}") || die "cannot read encoder_conf.num_blocks from --student_config ${student_config}"
     for d in ${depths}; do
         [ "$d" -le "${_n}" ] || die "--depths ${d} is out of range: --student_config ${student_config} has num_blocks ${_n}, valid depths are 1..${_n}"
     done
@@ -209,10 +215,6 @@ show_progress() {  # keep the full log, show ESPnet's epoch summaries
     tee -a "$1" | { grep --line-buffered -E "epoch results|Error|error:" || true; }
 }
 
-num_blocks_of() {  # num_blocks_of CONFIG_YAML
-    ${python} -c "import yaml,sys; print(yaml.safe_load(open(sys.argv[1]))['encoder_conf']['num_blocks'])" "$1"
-}
-
 # ---------------------------------------------------------------------------
 if run_stage 1; then
     log "Stage 1: data preparation: local/data.sh ${local_data_opts}"
@@ -230,7 +232,7 @@ if run_stage 2 && [ -n "${speed_perturb_factors}" ]; then
         log "data/${train_sp} exists, skipping"
     else
         # shellcheck disable=SC2086
-        ${python} -m espnet_dld.bin.speed_perturb --in_dir "data/${train_set}" --out_dir "data/${train_sp}" \
+        ${python} pyscripts/speed_perturb.py --in_dir "data/${train_set}" --out_dir "data/${train_sp}" \
             --wav_dir "${dumpdir}/speed_perturb/${train_set}" --factors ${speed_perturb_factors} --nj "${nj}"
         touch "data/${train_sp}/.done"
     fi
@@ -244,7 +246,7 @@ if run_stage 3; then
         if [ -f "${dumpdir}/raw/${_out}/.done" ]; then
             log "${dumpdir}/raw/${_out} exists, skipping"
         else
-            ${python} -m espnet_dld.bin.format_audio --in_dir "data/${d}" --out_dir "${dumpdir}/raw/${_out}" \
+            ${python} pyscripts/format_audio.py --in_dir "data/${d}" --out_dir "${dumpdir}/raw/${_out}" \
                 --fs "${fs}" --drop_bad_utts "${drop_bad_utts}" \
                 || die "bad audio in data/${d} (listed above and in ${dumpdir}/raw/${_out}/bad_utts.txt); fix it, or rerun with --drop_bad_utts true"
             _bad=${dumpdir}/raw/${_out}/bad_utts.txt
@@ -261,7 +263,7 @@ if run_stage 3; then
             if [ -f "${data_feats}/${_out}/.done" ]; then
                 log "${data_feats}/${_out} exists, skipping"
             else
-                ${python} -m espnet_dld.bin.extract_fbank --in_dir "${dumpdir}/raw/${_out}" \
+                ${python} pyscripts/extract_fbank.py --in_dir "${dumpdir}/raw/${_out}" \
                     --out_dir "${data_feats}/${_out}" --n_mels "${n_mels}" --fs "${fs}" --nj "${nj}"
                 touch "${data_feats}/${_out}/.done"
             fi
@@ -273,7 +275,7 @@ if run_stage 4; then
     log "Stage 4: filtering ${train_sp} and ${valid_set}: ${min_wav_duration}-${max_wav_duration} s, non-empty text"
     for d in ${train_sp} ${valid_set}; do
         require "${data_feats}/org/${d}/.done" "run stage 3 first"
-        ${python} -m espnet_dld.bin.filter_data --in_dir "${data_feats}/org/${d}" --out_dir "${data_feats}/${d}" \
+        ${python} pyscripts/filter_data.py --in_dir "${data_feats}/org/${d}" --out_dir "${data_feats}/${d}" \
             --min_seconds "${min_wav_duration}" --max_seconds "${max_wav_duration}" --fs "${fs}"
     done
 fi
@@ -284,7 +286,7 @@ if run_stage 5; then
     if [ -f "${token_dir}/.done" ]; then
         log "${token_list} exists, skipping"
     else
-        ${python} -m espnet_dld.bin.make_token_list --token_type "${token_type}" --nbpe "${nbpe}" \
+        ${python} pyscripts/make_token_list.py --token_type "${token_type}" --nbpe "${nbpe}" \
             --bpemode "${bpemode}" --bpe_input_sentence_size "${bpe_input_sentence_size}" \
             --text "${data_feats}/${train_sp}/text" --out_dir "${token_dir}"
         touch "${token_dir}/.done"
@@ -329,7 +331,7 @@ if run_stage 10; then
             if [ "$s" = train ]; then _d=${train_sp}; else _d=${valid_set}; fi
             # transcripts longer than the encoder output allows for CTC leave the shape files (and so training)
             # shellcheck disable=SC2086
-            ${python} -m espnet_dld.bin.filter_ctc_lengths --speech_shape "${stats_dir}/${s}/speech_shape" \
+            ${python} pyscripts/filter_ctc_lengths.py --speech_shape "${stats_dir}/${s}/speech_shape" \
                 --text_shape "${stats_dir}/${s}/text_shape.${token_type}" --text "${data_feats}/${_d}/text" \
                 ${_configs} --token_type "${token_type}" --token_list "${token_list}" \
                 $([ "${token_type}" = bpe ] && echo "--bpemodel ${bpemodel}") \
@@ -375,8 +377,8 @@ train_model() {  # train_model EXP_DIR CONFIG EXTRA_OPTS...
     require "${exp}/${inference_asr_model}" "training finished without ${inference_asr_model}; check best_model_criterion in ${config}"
 }
 
-cache_temperature=${kd_temperature:-$([ -z "${student_config}" ] || ${python} -c "import yaml,sys; \
-print(float((yaml.safe_load(open(sys.argv[1])).get('model_conf') or {}).get('kd_temperature', 1.0)))" "${student_config}")}
+cache_temperature=${kd_temperature:-$([ -z "${student_config}" ] || \
+    yaml_get "${student_config}" model_conf.kd_temperature --default 1.0 --type float)}
 teacher_cache=${dumpdir}/teacher_posteriors/$(basename "${teacher_exp}")_top${teacher_topk}_T${cache_temperature}
 
 dump_teacher_posteriors() {  # the teacher's top-k posteriors on the train and valid sets, once
@@ -442,8 +444,8 @@ if run_stage 12; then
             # up to date when measured on these very weights (a rerun of training re-averages them, so
             # the file times say nothing) with this criterion
             _sha=$(sha256sum < "${_exp}/${inference_asr_model}" | cut -d' ' -f1)
-            if [ -f "${_profile}" ] && grep -qx "model_sha256: ${_sha}" "${_profile}" \
-                    && grep -qx "criterion: ${depth_profile_criterion}" "${_profile}"; then
+            if [ -f "${_profile}" ] && [ "$(yaml_get "${_profile}" model_sha256)" = "${_sha}" ] \
+                    && [ "$(yaml_get "${_profile}" criterion)" = "${depth_profile_criterion}" ]; then
                 log "Stage 12: ${_profile} was measured on this ${inference_asr_model} (${depth_profile_criterion}), skipping"
             else
                 log "Stage 12: depth profile of ${_exp} (${depth_profile_criterion} on ${valid_set}): ${_profile}; log: ${_exp}/depth_profile.log"
@@ -470,7 +472,7 @@ decode_model() {  # decode_model NAME EXP_DIR DYNAMIC(true|false)
         if [ -f "${exp}/depth_profile.yaml" ]; then
             log "${name}: depth policy profile (blocks per depth from ${exp}/depth_profile.yaml)"
         else
-            log "${name}: depth policy $(${python} -c "import yaml,sys; print((yaml.safe_load(open(sys.argv[1]))['encoder_conf'] or {}).get('depth_policy', 'uniform'))" "${exp}/config.yaml") (encoder_conf; no ${exp}/depth_profile.yaml)"
+            log "${name}: depth policy $(yaml_get "${exp}/config.yaml" encoder_conf.depth_policy --default uniform) (encoder_conf; no ${exp}/depth_profile.yaml)"
         fi
     fi
     [ -n "${inference_config}" ] && _opts="--config ${inference_config}"
@@ -496,13 +498,13 @@ decode_model() {  # decode_model NAME EXP_DIR DYNAMIC(true|false)
                 || die "decoding ${dset} with ${name} failed (see the log named above)"
             local _out=${_dir}
             ${dynamic} || _out=${_dir}/full
-            ${python} -m espnet_dld.bin.merge_decode_dirs --out_dir "${_out}" "${_logdir}"/output.*
+            ${python} pyscripts/merge_decode_dirs.py --out_dir "${_out}" "${_logdir}"/output.*
             touch "${_dir}/.done"
         fi
         for hyp in "${_dir}"/*/1best_recog/text; do
             local d=${hyp%/1best_recog/text}
-            ${python} -m espnet_dld.bin.score --ref "${_data}/text" --hyp "${hyp}" --out_dir "${d}/score" --cer true >/dev/null
-            log "  ${name} ${dset} ${d##*/}: $(grep -o '"wer": [0-9.]*' "${d}/score/score.json")"
+            ${python} pyscripts/score.py --ref "${_data}/text" --hyp "${hyp}" --out_dir "${d}/score" --cer true >/dev/null
+            log "  ${name} ${dset} ${d##*/}: WER $(yaml_get "${d}/score/score.json" wer) %"
         done
     done
 }
@@ -521,7 +523,7 @@ if run_stage 14; then
     _exps="teacher=${teacher_exp}"
     for s in ${students}; do _exps+=" ${s}=${expdir}/asr_${s}${exp_suffix}"; done
     # shellcheck disable=SC2086
-    ${python} -m espnet_dld.bin.make_report --exp_dirs ${_exps} --test_sets ${test_sets} \
+    ${python} pyscripts/make_report.py --exp_dirs ${_exps} --test_sets ${test_sets} \
         --inference_tag "${inference_tag}" --input_rate "${input_rate}" \
         --num_blocks "$(num_blocks_of "${student_config}")" --out_dir "${report_dir}"
     log "report: ${report_dir}/RESULTS.md; plots: $(ls "${report_dir}"/*.png | tr '\n' ' ')"
@@ -552,13 +554,7 @@ if run_stage 16; then
         [ -n "${hf_repo}" ] || die "--hf_repo is required for stage 16"
         require "${packed_model}" "run stage 15 first"
         log "Stage 16: uploading ${packed_model} to the Hugging Face hub repo ${hf_repo}"
-        ${python} -c "
-import sys
-from huggingface_hub import HfApi
-api = HfApi()
-api.create_repo(sys.argv[2], exist_ok=True)
-api.upload_file(path_or_fileobj=sys.argv[1], path_in_repo=sys.argv[1].rsplit('/', 1)[-1], repo_id=sys.argv[2])
-" "${packed_model}" "${hf_repo}" \
+        ${python} pyscripts/upload_hf.py "${packed_model}" "${hf_repo}" \
             || die "upload to ${hf_repo} failed (no network, or not logged in: run 'huggingface-cli login'); the packed model stays at ${packed_model}"
     fi
 fi

@@ -5,10 +5,11 @@
 # as ESPnet's egs2/an4, a 12-block CTC conformer teacher, LD and DLD students
 # decoded at every depth 1..12 on test and train_dev.  See docs/an4.md for the
 # cost on 2 CPU cores and for the d=256 GPU variant:
-#   ./run.sh --teacher_config conf/tuning/train_teacher_d256.yaml \
-#       --student_config conf/tuning/train_student_d256.yaml --ngpu 1 --expdir exp/d256
+#   ./run.sh --encoder conformer_d256 --ngpu 1     # into exp/d256
 # Any dld.sh option can be added, e.g. ./run.sh --stage 13 --stop_stage 14
 set -euo pipefail
+
+. ./utils/select_encoder.sh  # --encoder conformer|conformer_d256 -> model_opts
 
 ./dld.sh \
     --train_set train_nodev \
@@ -19,8 +20,7 @@ set -euo pipefail
     --token_type bpe \
     --nbpe 30 \
     --bpemode unigram \
-    --teacher_config conf/train_teacher.yaml \
-    --student_config conf/train_student.yaml \
+    "${model_opts[@]}" \
     --inference_config conf/decode_ctc_greedy.yaml \
     --student_init teacher \
     --inference_nj 2 \

@@ -12,37 +12,32 @@
 set -euo pipefail
 
 . ./db.sh
-encoder=conformer                         # conformer | conformer_conv2d | wavlm
 wavlm_checkpoint=${WAVLM_CHECKPOINT:-}    # --encoder wavlm only
 teacher_args="" student_args=""
 args=()
 while [ $# -gt 0 ]; do
     case $1 in
-        --encoder|--wavlm_checkpoint|--teacher_args|--student_args)
+        --wavlm_checkpoint|--teacher_args|--student_args)
             [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 1; }
             declare "${1#--}=$2"; shift 2;;
         *) args+=("$1"); shift;;
     esac
 done
-case ${encoder} in
-    conformer) model_opts=(--teacher_config conf/train_teacher.yaml --student_config conf/train_student.yaml) ;;
-    conformer_conv2d)  # ESPnet's conv2d subsampling instead of the authors' Conv1d front end
-        model_opts=(--teacher_config conf/tuning/train_teacher_conv2d.yaml
-                    --student_config conf/tuning/train_student_conv2d.yaml --expdir exp/conv2d) ;;
-    wavlm)
-        if [ ! -e "${wavlm_checkpoint}" ]; then
-            echo "$0: --encoder wavlm needs a local pretrained WavLM checkpoint; '${wavlm_checkpoint}' does not exist." >&2
-            echo "Set WAVLM_CHECKPOINT in db.sh or pass --wavlm_checkpoint (WavLM-Base+.pt or a" >&2
-            echo "microsoft/wavlm-base-plus folder); docs/wavlm.md says where to get one." >&2
-            exit 1
-        fi
-        wavlm_checkpoint=$(cd "$(dirname "${wavlm_checkpoint}")" && pwd)/$(basename "${wavlm_checkpoint}")
-        teacher_args="--encoder_conf pretrained_path=${wavlm_checkpoint} ${teacher_args}"
-        student_args="--encoder_conf pretrained_path=${wavlm_checkpoint} ${student_args}"
-        model_opts=(--teacher_config conf/train_teacher_wavlm.yaml --student_config conf/train_student_wavlm.yaml
-                    --feats_normalize none --expdir exp/wavlm) ;;
-    *) echo "$0: --encoder must be conformer, conformer_conv2d or wavlm, got '${encoder}'" >&2; exit 1 ;;
-esac
+set -- ${args[@]+"${args[@]}"}
+wavlm_teacher_config=conf/train_teacher_wavlm.yaml wavlm_student_config=conf/train_student_wavlm.yaml
+. ./utils/select_encoder.sh  # --encoder conformer|conformer_conv2d|wavlm -> model_opts
+args=("$@")
+if [ "${encoder}" = wavlm ]; then
+    if [ ! -e "${wavlm_checkpoint}" ]; then
+        echo "$0: --encoder wavlm needs a local pretrained WavLM checkpoint; '${wavlm_checkpoint}' does not exist." >&2
+        echo "Set WAVLM_CHECKPOINT in db.sh or pass --wavlm_checkpoint (WavLM-Base+.pt or a" >&2
+        echo "microsoft/wavlm-base-plus folder); docs/wavlm.md says where to get one." >&2
+        exit 1
+    fi
+    wavlm_checkpoint=$(cd "$(dirname "${wavlm_checkpoint}")" && pwd)/$(basename "${wavlm_checkpoint}")
+    teacher_args="--encoder_conf pretrained_path=${wavlm_checkpoint} ${teacher_args}"
+    student_args="--encoder_conf pretrained_path=${wavlm_checkpoint} ${student_args}"
+fi
 
 train_set=train_clean_100
 data_train=train-clean-100

@@ -23,7 +23,7 @@ from torchaudio.models.wav2vec2.components import EncoderLayer, MaskGenerator
 
 from espnet_dld.asr.encoder.layer_gating import DynamicDepthMixin, dynamic_encoder_signature
 from espnet_dld.asr.encoder.wavlm_checkpoint import WavLMCheckpoint, read_wavlm_checkpoint
-from espnet_dld.utils.trained_model import is_rebuilding_trained_model
+from espnet_dld.asr.trained_model import is_rebuilding_trained_model
 from espnet_dld.utils.checkpoint import CheckpointError
 
 logger = logging.getLogger(__name__)

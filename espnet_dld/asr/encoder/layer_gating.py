@@ -1,6 +1,6 @@
 """Per-block gates and depth selection shared by every dynamic-depth encoder.
 
-One place owns the rules of DLD's layer dropping (DLD.md): in training each
+One place owns the rules of DLD's layer dropping (docs/method.md): in training each
 block is dropped independently with ``layer_drop_prob``, the gates are drawn
 once per mini-batch so a dropped block is really skipped, and at least
 ``min_active_layers`` blocks run; at inference ``set_depth`` picks exactly
@@ -30,8 +30,7 @@ DEPTH_POLICIES = ("uniform", "first", "profile")
 PROFILE_HOWTO = (
     "measure one on dev data with `python -m espnet_dld.bin.depth_profile --asr_model_file <model.pth> "
     "--data_path_and_name_and_type <dev>/wav.scp,speech,sound --data_path_and_name_and_type <dev>/text,text,text` "
-    "(it writes depth_profile.yaml beside the model file, where Speech2Text finds it; "
-    "dld.sh --depth_profile true does this in stage 12)"
+    "(it writes depth_profile.yaml beside the model file, where Speech2Text finds it)"
 )
 
 
@@ -132,7 +131,7 @@ class LayerGate:
         depth_policy: str = "uniform",
     ):
         if not _is_int(num_layers) or num_layers < 1:
-            raise ValueError(f"num_blocks must be a positive integer, got {num_layers!r}")
+            raise ValueError(f"num_layers (the encoder's num_blocks) must be a positive integer, got {num_layers!r}")
         if isinstance(layer_drop_prob, bool) or not isinstance(layer_drop_prob, (int, float)) or not (
             0.0 <= float(layer_drop_prob) < 1.0
         ):
@@ -402,7 +401,7 @@ class DynamicDepthMixin:
     def set_depth_profile(self, profile: Optional[Mapping[int, Sequence[int]]]) -> None:
         """Per-depth blocks (``{k: [block, ...]}`` for k = 1..N) used by policy
         ``profile``; load them from a file with
-        :func:`espnet_dld.asr.encoder.depth_profile.load_depth_profile`."""
+        :func:`espnet_dld.asr.encoder.depth_profile_file.load_depth_profile`."""
         self.encoders.gate.set_profile(profile)
 
     @property

@@ -2,7 +2,7 @@
 import pytest
 import yaml
 
-from espnet_dld.asr.encoder.depth_profile import (
+from espnet_dld.asr.encoder.depth_profile_file import (
     apply_depth_profile,
     dump_depth_profile,
     load_depth_profile,

@@ -10,7 +10,7 @@ from wavlm_fixtures import (TINY, expected_encoder_state, hf_config, microsoft_c
 
 from espnet_dld.asr.encoder.dld_wavlm_encoder import DEFAULT_CONV_LAYERS, MASK_EMBEDDING, DLDWavLMEncoder, WavLMEncoder
 from espnet_dld.asr.encoder.wavlm_checkpoint import HUGGING_FACE, MICROSOFT, TORCHAUDIO, parse_conv_layers
-from espnet_dld.utils.trained_model import rebuilding_trained_model
+from espnet_dld.asr.trained_model import rebuilding_trained_model
 from espnet_dld.utils.checkpoint import CheckpointError
 from espnet_dld.utils.checkpoint import load_safetensors_file
 

@@ -24,7 +24,7 @@ if [ ! -d "${FSDD}/recordings" ]; then
 fi
 log "building connected-digit utterances from ${FSDD} (dev: ${dev_speakers}, test: ${test_speakers})"
 # shellcheck disable=SC2086
-python -m espnet_dld.data.fsdd --fsdd_root "${FSDD}" --out_wav downloads/fsdd_connected --out_data data \
+python local/fsdd.py --fsdd_root "${FSDD}" --out_wav downloads/fsdd_connected --out_data data \
     --train_utts "${train_utts}" --dev_utts "${dev_utts}" --test_utts "${test_utts}" \
     --dev_speakers ${dev_speakers} --test_speakers ${test_speakers} --seed "${seed}"
 log "done: data/train data/dev data/test"

@@ -45,7 +45,7 @@ for part in ${train_parts} ${dev_sets} ${test_sets}; do
 done
 
 # shellcheck disable=SC2086
-python -m espnet_dld.data.librispeech --root "${LIBRISPEECH}" --sets ${train_parts} ${dev_sets} ${test_sets} --out data
+python local/librispeech.py --root "${LIBRISPEECH}" --sets ${train_parts} ${dev_sets} ${test_sets} --out data
 if [ "${train_set}" = train_960 ]; then
     log "combining ${train_parts} into data/train_960"
     python -m espnet_dld.data.kaldi_dir combine data/train_960 data/train_clean_100 data/train_clean_360 data/train_other_500

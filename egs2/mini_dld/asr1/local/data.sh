@@ -16,6 +16,6 @@ help_message="Usage: $0 [--train_utts N] [--dev_utts N] [--test_utts N] [--seed 
 . ./path.sh
 
 log "generating the synthetic corpus into ${MINI_DLD} (train ${train_utts}, dev ${dev_utts}, test ${test_utts} utterances)"
-python -m espnet_dld.data.synth_corpus --out_wav "${MINI_DLD}/wav" --out_data data \
+python local/synth_corpus.py --out_wav "${MINI_DLD}/wav" --out_data data \
     --train_utts "${train_utts}" --dev_utts "${dev_utts}" --test_utts "${test_utts}" --seed "${seed}"
 log "done: data/train data/dev data/test"

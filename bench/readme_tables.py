@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""The README's accuracy and depth-policy tables, printed as markdown from
+the JSON in bench/results/ (rounded once, from the stored means and standard
+deviations, never from a printout of them).
+
+    python bench/readme_tables.py [--results bench/results]
+
+Accuracy table (``accuracy_<recipe>.json`` of ``accuracy_depth.py``): WER %
+mean ± std over seeds of LD and DLD per depth, and DLD relative to LD, bold
+where DLD is at least 10 % lower (the paper's claim at high dropping).
+
+Depth-policy table (``depth_policy_<recipe>.json`` and, for the profile
+searched by dev WER, ``depth_policy_wer_<recipe>.json`` of
+``depth_policy.py``): DLD students per policy; bold marks the policy whose
+mean is at least 0.5 % (relative) lower than every other policy's, the two
+profile columns counting as one policy.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy_depth import rel_gain  # noqa: E402
+
+#: (recipe, test set, column title) of the accuracy table, in order
+ACCURACY_COLUMNS = (("mini_dld", "test", "mini_dld test"), ("fsdd_dld", "test", "FSDD test"),
+                    ("fsdd_dld", "dev", "FSDD dev"))
+#: (recipe, test set, column title) of the depth-policy table
+POLICY_COLUMNS = (("mini_dld", "test", "mini_dld test"), ("fsdd_dld", "test", "FSDD test"))
+POLICIES = (("uniform", "uniform"), ("first", "first"), ("profile", "profile (loss)"),
+            ("profile_wer", "profile (WER)"))
+BOLD_GAIN = 0.10  # accuracy table: DLD this much lower than LD
+POLICY_MARGIN = 0.005  # depth-policy table: a policy this much lower than every other
+
+
+def mean_std(v: Dict) -> str:
+    return f"{v['mean']:.1f} ± {v['std']:.1f}"
+
+
+def bold(text: str, on: bool) -> str:
+    return f"**{text}**" if on else text
+
+
+def relative(ld: float, dld: float) -> str:
+    """DLD against LD in %, negative when DLD is better, bold from 10 % better."""
+    return bold(f"{-100 * rel_gain(ld, dld):+.1f} %", rel_gain(ld, dld) >= BOLD_GAIN)
+
+
+def load(results: Path, name: str) -> Dict:
+    path = results / name
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist (run the benchmark that writes it, see the README's Reproducing)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def accuracy_table(results: Path, columns: Sequence[Tuple[str, str, str]] = ACCURACY_COLUMNS) -> str:
+    entries = [load(results, f"accuracy_{r}.json")["recipes"][r]["test_sets"][t] for r, t, _ in columns]
+    num_blocks = {len(e["ld"]) for e in entries}
+    if len(num_blocks) != 1:
+        raise SystemExit(f"the accuracy results have different depths: {sorted(num_blocks)}")
+    n = num_blocks.pop()
+    head = "| depth |" + "".join(f" {title}: LD | DLD | DLD vs LD |" for _, _, title in columns)
+    lines = [head, "|---:|" + "---:|---:|---:|" * len(columns)]
+    for d in range(1, n + 1):
+        row = f"| {d}{' (all)' if d == n else ''} |"
+        for e in entries:
+            ld, dld = e["ld"][str(d)], e["dld"][str(d)]
+            row += f" {mean_std(ld)} | {mean_std(dld)} | {relative(ld['mean'], dld['mean'])} |"
+        lines.append(row)
+    lines.append("| teacher |" + "".join(f" {e['teacher']:.1f} | | |" for e in entries))
+    return "\n".join(lines)
+
+
+def policy_cells(by_policy: Dict[str, Dict]) -> List[str]:
+    """One row's cells: bold for the policy at least POLICY_MARGIN lower than every other."""
+    group = {p: "profile" if p.startswith("profile") else p for p in by_policy}
+    cells = []
+    for p, v in by_policy.items():
+        others = [o["mean"] for q, o in by_policy.items() if group[q] != group[p]]
+        cells.append(bold(mean_std(v), all(v["mean"] <= (1 - POLICY_MARGIN) * m for m in others)))
+    return cells
+
+
+def policy_table(results: Path, columns: Sequence[Tuple[str, str, str]] = POLICY_COLUMNS) -> str:
+    per_column = []
+    for recipe, test_set, _ in columns:
+        loss = load(results, f"depth_policy_{recipe}.json")["recipes"][recipe]["students"]["dld"]
+        wer = load(results, f"depth_policy_wer_{recipe}.json")["recipes"][recipe]["students"]["dld"]
+        sets = {p: loss["test_sets"][test_set][p] for p in ("uniform", "first", "profile")}
+        sets["profile_wer"] = wer["test_sets"][test_set]["profile"]
+        per_column.append((loss["num_blocks"], sets))
+    n = per_column[0][0]
+    head = "| depth |" + "".join(f" {title}: " + " | ".join(t for _, t in POLICIES) + " |" for _, _, title in columns)
+    lines = [head, "|---:|" + "---:|" * len(POLICIES) * len(columns)]
+    for d in range(1, n):
+        row = f"| {d} |"
+        for _, sets in per_column:
+            row += "".join(f" {c} |" for c in policy_cells({p: sets[p][str(d)] for p, _ in POLICIES}))
+        lines.append(row)
+    # at full depth every policy runs every block
+    lines.append(f"| {n} |" + "".join(f" {mean_std(sets['uniform'][str(n)])} |" + " = |" * (len(POLICIES) - 1)
+                                    for _, sets in per_column))
+    return "\n".join(lines)
+
+
+def main(cmd: Sequence[str] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=Path(__file__).resolve().parent / "results")
+    args = parser.parse_args(cmd)
+    print("**Accuracy against depth**, WER % (mean ± standard deviation over 3 seeds):\n")
+    print(accuracy_table(args.results))
+    print("\n**Depth policies** (DLD students), WER % (mean ± std over 3 seeds):\n")
+    print(policy_table(args.results))
+
+
+if __name__ == "__main__":
+    main()
