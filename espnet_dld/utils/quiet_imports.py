@@ -36,7 +36,7 @@ def quiet_espnet_imports():
             # Only this module's import is redirected: modules that bind
             # ``file=sys.stdout`` as a default at import (ESPnet's
             # print_config) must see the real stdout.
-            with contextlib.redirect_stdout(captured):
+            with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
                 _import_attention_module()
             yield
     finally:
@@ -47,7 +47,8 @@ def quiet_espnet_imports():
 
 
 def _import_attention_module() -> None:
-    """ESPnet's attention module prints a notice when flash-attn is absent;
+    """ESPnet's attention module prints a notice when flash-attn is absent
+    (to stdout in espnet 202511, to stderr in 202611);
     its location moved to ``espnet2.legacy.nets`` in espnet 202611."""
     for name in (
         "espnet2.legacy.nets.pytorch_backend.transformer.attention",  # espnet >= 202611

@@ -149,7 +149,7 @@ class FrontendAndSubsampling(torch.nn.Module):
 
 
 def _subsampling_layers():
-    from espnet.nets.pytorch_backend.transformer import subsampling as s
+    from espnet_dld.compat import subsampling as s
 
     return {
         "conv2d": (s.Conv2dSubsampling(20, 8, 0.0), 960),  # 7 frames: (7-1) hops of 160

@@ -20,7 +20,8 @@ from __future__ import annotations
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
-from espnet.nets.pytorch_backend.transformer.subsampling import Conv2dSubsampling
+
+from espnet_dld.compat import Conv2dSubsampling
 
 CONV1D_4X = "conv1d4x"
 #: the input_layer values this module adds

@@ -1,17 +1,23 @@
 """input_layer conv1d4x (espnet_dld.asr.encoder.subsampling): lengths, masks,
 padding, ESPnet's too-short error, static/dynamic equivalence, teacher init."""
+import sys
+from pathlib import Path
+
 import pytest
 import torch
-from espnet.nets.pytorch_backend.transformer.embedding import PositionalEncoding, RelPositionalEncoding
-from espnet.nets.pytorch_backend.transformer.subsampling import TooShortUttError
 from espnet2.asr.encoder.conformer_encoder import ConformerEncoder
 from espnet2.torch_utils.load_pretrained_model import load_pretrained_model
 
+from espnet_dld.compat import TooShortUttError, embedding
 from espnet_dld.asr.encoder.dld_conformer_encoder import DLDConformerEncoder
 from espnet_dld.asr.encoder.dld_transformer_encoder import DLDTransformerEncoder
 from espnet_dld.asr.encoder.static_encoders import StaticConformerEncoder, StaticTransformerEncoder
 from espnet_dld.asr.encoder.subsampling import Conv1dSubsampling4
-from espnet_dld.bin.filter_ctc_lengths import subsampled_frames
+
+PositionalEncoding, RelPositionalEncoding = embedding.PositionalEncoding, embedding.RelPositionalEncoding
+# the recipes' CTC length filter (a stage helper, not part of the package)
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "egs2" / "TEMPLATE" / "dld1" / "pyscripts"))
+from filter_ctc_lengths import subsampled_frames  # noqa: E402
 
 IDIM = 20
 SMALL = dict(output_size=16, attention_heads=2, linear_units=32, num_blocks=4, input_layer="conv1d4x")
