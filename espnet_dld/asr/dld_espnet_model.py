@@ -184,7 +184,7 @@ class DLDESPnetASRModel(ESPnetASRModel):
         prob, idx, lengths = cached
         check_cached_lengths(lengths, encoder_out_lens, speech_lengths, self.teacher_cache)
         frames = prob.size(1)
-        s_logits = self._float32_logits(self.ctc, encoder_out[:, :frames])
+        s_logits = float32_ctc_logits(self.ctc, encoder_out[:, :frames])
         return topk_ctc_kd_loss(s_logits, prob, idx, lengths.to(encoder_out_lens.device),
                                 self.kd_temperature, self.kd_normalize)
 
