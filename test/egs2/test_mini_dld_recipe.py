@@ -88,7 +88,7 @@ print(json.dumps({{"layers": s2t.active_layers, "text": text}}))
     # the packed model decodes as the experiment's files do, in this process
     monkeypatch.chdir(recipe)  # the config names the feature statistics relative to the recipe
     exp = recipe / "exp/asr_dld"
-    s2t = Speech2Text(exp / "config.yaml", exp / "valid.loss.ave.pth", depth=2, depth_policy="uniform",
+    s2t = Speech2Text(exp / "config.yaml", exp / "valid.loss_ctc.ave.pth", depth=2, depth_policy="uniform",
                       beam_size=1, ctc_weight=1.0)
     assert s2t.active_layers == out["layers"] and out["text"] == s2t(sf.read(wav)[0])[0][0]
 
