@@ -218,6 +218,9 @@ class ModelAudioInput:
 
     sample_rate: int
     min_samples: Optional[int] = None
+    #: the model reads feature matrices (no frontend, input_size > 1: the
+    #: recipes' feats_type fbank), not samples: nothing here applies to them
+    feature_input: bool = False
     _resampled_from: Set[int] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -226,6 +229,8 @@ class ModelAudioInput:
                   dtype: str = "float32") -> "ModelAudioInput":
         """Measure ``asr_model`` (in eval mode) once: its rate from the config,
         its minimum input length by :func:`probe_min_samples`."""
+        if getattr(asr_model, "frontend", None) is None and (getattr(train_args, "input_size", None) or 1) > 1:
+            return cls(model_sample_rate(train_args), None, feature_input=True)
         return cls(model_sample_rate(train_args), probe_min_samples(encoder_frames_of(asr_model, device, dtype)))
 
     def ms(self, samples: int, fs: Optional[int] = None) -> str:
@@ -233,7 +238,10 @@ class ModelAudioInput:
 
     def prepare(self, speech: Speech, fs: Optional[int] = None) -> np.ndarray:
         """``speech`` as a 1-D float32 array at the model's rate, checked as
-        the module docstring says."""
+        the module docstring says (feature matrices of a feature-input
+        model pass through unchanged)."""
+        if self.feature_input:
+            return speech
         if isinstance(speech, (str, os.PathLike)):
             data, file_fs = read_audio_file(speech)
             what = f"audio file {speech}"
