@@ -6,10 +6,12 @@
 # decoded at every depth 1..12 on test and train_dev.  See docs/an4.md for the
 # cost on 2 CPU cores and for the d=256 GPU variant:
 #   ./run.sh --encoder conformer_d256 --ngpu 1     # into exp/d256
+# and the DLD authors' Conv1d front end (docs/frontend.md):
+#   ./run.sh --encoder conformer_conv1d            # into exp/conv1d
 # Any dld.sh option can be added, e.g. ./run.sh --stage 13 --stop_stage 14
 set -euo pipefail
 
-. ./utils/select_encoder.sh  # --encoder conformer|conformer_d256 -> model_opts
+. ./utils/select_encoder.sh  # --encoder conformer|conformer_d256|conformer_conv1d -> model_opts
 
 ./dld.sh \
     --train_set train_nodev \
