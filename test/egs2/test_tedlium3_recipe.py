@@ -1,7 +1,7 @@
 """egs2/tedlium3_dld on a generated TED-LIUM-3-layout tree (SPHERE talks
 written here, STM files with scored, ignored, ``<unk>`` and bad segments):
 stages 1-5 (segments, text, utt2spk, the dropped list and count), a tiny
-stages 10-13 run end to end, and the messages when no corpus is there."""
+stages 10-14 run end to end, and the messages when no corpus is there."""
 import json
 import re
 import subprocess
@@ -181,22 +181,26 @@ def tiny_configs(recipe: Path) -> list:
     return out
 
 
-def test_stages_10_to_13_give_a_wer_per_depth(stages_1_to_5):
+@pytest.mark.timeout(2700)  # three trainings and a dozen Python start-ups: slow on a loaded 2-core machine
+def test_stages_10_to_14_give_a_wer_per_depth(stages_1_to_5):
     recipe, _, _ = stages_1_to_5
     r = run_recipe(recipe, ["--stage", "10", "--stop_stage", "14", "--nj", "1", "--inference_nj", "1",
-                            "--nbpe", "30", "--ngpu", "0", "--num_workers", "0"] + tiny_configs(recipe),
-                   timeout=1800)
+                            "--nbpe", "30", "--ngpu", "0", "--num_workers", "0", "--test_sets", "test",
+                            "--depths", "1 3"] + tiny_configs(recipe), timeout=2600)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    refs = kv(recipe / "dump/raw/test/text")
     for student in ("ld", "dld"):
-        for depth in (1, 2, 3):
-            for dset, n in (("test", 2), ("dev", 2)):
-                score = json.loads((recipe / f"exp/asr_{student}/decode_ctc_greedy/{dset}/depth{depth}"
-                                    / "score/score.json").read_text())
-                assert score["utterances"] == n and score["wer"] >= 0
+        for depth in (1, 3):
+            out = recipe / f"exp/asr_{student}/decode_ctc_greedy/test/depth{depth}"
+            stats = json.loads((out / "decode_stats.json").read_text())
+            assert len(stats["active_layers"]) == depth  # depth 1 of 3 blocks really ran one
+            hyps = (out / "1best_recog/text").read_text().splitlines()
+            assert sorted(line.split()[0] for line in hyps) == sorted(refs)
+            score = json.loads((out / "score/score.json").read_text())
+            assert score["utterances"] == len(refs) == 2 and score["wer"] >= 0
     results = (recipe / "exp/report/RESULTS.md").read_text()
-    assert "| depth |" in results
-    rows = [line for line in results.splitlines() if re.match(r"\| *[123] *\|", line)]
-    assert len(rows) >= 3
+    rows = [line for line in results.splitlines() if re.match(r"\| *[13] *\|", line)]
+    assert "| depth |" in results and len(rows) >= 2, results
 
 
 def test_no_corpus_and_no_network_says_what_to_place_where(tmp_path):
