@@ -146,7 +146,9 @@ def recording_duration(path: Path) -> Optional[float]:
         return None
 
 
-def read_set(root: Path, name: str, padding: Optional[Tuple[float, float]] = None) -> Tuple[List[Utterance], Dict[str, int]]:
+def read_set(
+    root: Path, name: str, padding: Optional[Tuple[float, float]] = None
+) -> Tuple[List[Utterance], Dict[str, int]]:
     """The utterances of ``legacy/<name>`` and counts of what was left out.
 
     Raises ValueError naming a missing folder, a malformed STM line, two STM
