@@ -1,4 +1,5 @@
-"""Kaldi-style data directories: ``wav.scp``, ``text``, ``utt2spk``, ``spk2utt``.
+"""Kaldi-style data directories: ``wav.scp``, ``text``, ``utt2spk``, ``spk2utt``
+and, for utterances cut from longer recordings, ``segments``.
 
 ESPnet's recipes (and Kaldi's ``utils/``) expect every file sorted by its key in
 C-locale byte order, the same utterance set in every utterance-keyed file, and
@@ -6,6 +7,12 @@ utterance ids that start with their speaker id, so that sorting ``utt2spk`` by
 utterance and ``spk2utt`` by speaker give the same order.  :func:`write_data_dir`
 enforces these rules when writing and :func:`validate_data_dir` checks them on
 an existing folder, naming the file and the first line that breaks one.
+
+With a ``segments`` file (``<utt> <recording> <start> <end>``, seconds, end
+``-1`` = to the end of the recording, as ESPnet's ``format_wav_scp.py`` reads
+it) ``wav.scp`` is keyed by recording instead of utterance.  Whether a
+segment's times fit its recording is not checked here (that needs the audio):
+stage 3 (``pyscripts/format_audio.py``) lists and drops the ones that do not.
 
 Command line::
 
@@ -28,13 +35,39 @@ DATA_FILES = UTT_FILES + ("spk2utt",)
 
 
 @dataclass(frozen=True)
+class Segment:
+    """Where an utterance lies in a longer recording: one ``segments`` line."""
+
+    recording: str
+    start: float  # seconds
+    end: float  # seconds; -1: to the end of the recording
+
+
+@dataclass(frozen=True)
 class Utterance:
     """One entry of a data directory."""
 
     utt_id: str
-    wav: str  # a path (or any wav.scp rxspecifier)
+    wav: str  # a path (or any wav.scp rxspecifier); with a segment: its recording's
     text: str
     spk: str
+    segment: Optional[Segment] = None
+
+
+def format_seconds(t: float) -> str:
+    """A segment time as ``segments`` holds it: at most 3 decimals, ``-1`` kept."""
+    return format(round(t, 3), ".3f").rstrip("0").rstrip(".") or "0"
+
+
+def parse_segment(value: str, where: str) -> Segment:
+    """``<recording> <start> <end>`` (the value of a ``segments`` line)."""
+    parts = value.split()
+    try:
+        if len(parts) != 3:
+            raise ValueError
+        return Segment(parts[0], float(parts[1]), float(parts[2]))
+    except ValueError:
+        raise ValueError(f"{where}: expected '<utt> <recording> <start> <end>' (seconds), got {value!r}") from None
 
 
 def _sort_key(key: str) -> bytes:
@@ -116,17 +149,38 @@ def write_data_dir(utts: Iterable[Utterance], out_dir: PathLike) -> Path:
     ordered = check_utterances(utts)
     if not ordered:
         raise ValueError(f"{out_dir}: no utterances to write")
+    segmented = [u for u in ordered if u.segment is not None]
+    if segmented and len(segmented) != len(ordered):
+        u = next(u for u in ordered if u.segment is None)
+        raise ValueError(f"utterance {u.utt_id!r}: no segment, but others have one (all or none)")
+    if segmented:
+        recordings: Dict[str, str] = {}
+        for u in ordered:
+            rec = u.segment.recording
+            _check_id("recording id", rec, f"utterance {u.utt_id!r}")
+            if recordings.setdefault(rec, u.wav) != u.wav:
+                raise ValueError(f"recording {rec!r} has two audio entries: {recordings[rec]!r} and {u.wav!r}")
+        wav_rows = [(r, recordings[r]) for r in sorted(recordings, key=_sort_key)]
+    else:
+        wav_rows = [(u.utt_id, u.wav) for u in ordered]
     files = {
-        "wav.scp": "".join(f"{u.utt_id} {u.wav}\n" for u in ordered),
+        "wav.scp": "".join(f"{k} {w}\n" for k, w in wav_rows),
         "text": "".join(f"{u.utt_id} {normalize_text(u.text)}\n" for u in ordered),
         "utt2spk": "".join(f"{u.utt_id} {u.spk}\n" for u in ordered),
         "spk2utt": "".join(
             f"{spk} {' '.join(ids)}\n" for spk, ids in spk2utt_of(ordered).items()
         ),
     }
+    if segmented:
+        files["segments"] = "".join(
+            f"{u.utt_id} {u.segment.recording} {format_seconds(u.segment.start)} {format_seconds(u.segment.end)}\n"
+            for u in ordered
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
         write_text_atomic(out_dir / name, content)
+    if not segmented and (out_dir / "segments").exists():
+        (out_dir / "segments").unlink()  # from an earlier, segmented write
     return out_dir
 
 
@@ -190,8 +244,10 @@ def _wav_file_of(entry: str) -> Optional[Path]:
 def validate_data_dir(path: PathLike, check_wavs: bool = True) -> int:
     """Check a data directory against the Kaldi conventions.
 
-    Checks: the four files exist and are sorted without duplicates; ``wav.scp``,
-    ``text`` and ``utt2spk`` hold the same utterances; no transcript is empty;
+    Checks: the four files exist and are sorted without duplicates; ``wav.scp``
+    (or, with a ``segments`` file, ``segments``), ``text`` and ``utt2spk`` hold
+    the same utterances, and every segment's recording is in ``wav.scp``; no
+    transcript is empty;
     utterance ids start with their speaker id and speaker order agrees with
     utterance order; ``spk2utt`` is exactly the inverse of ``utt2spk``; and (if
     ``check_wavs``) every wav file exists (relative paths from the current
@@ -203,9 +259,16 @@ def validate_data_dir(path: PathLike, check_wavs: bool = True) -> int:
     path = Path(path)
     if not path.is_dir():
         raise ValueError(f"{path}: not a directory")
-    if (path / "segments").exists():
-        raise ValueError(f"{path / 'segments'}: segmented data directories are not supported")
     wav = read_kv(path / "wav.scp")
+    utts = wav
+    if (path / "segments").exists():
+        utts = read_kv(path / "segments")
+        recordings = {key for _, key, _ in wav}
+        for lineno, key, value in utts:
+            seg = parse_segment(value, f"{path / 'segments'}:{lineno}")
+            if seg.recording not in recordings:
+                raise ValueError(f"{path / 'segments'}:{lineno}: recording {seg.recording!r} of {key!r} not in wav.scp")
+    utt_file = "segments" if utts is not wav else "wav.scp"
     text = read_kv(path / "text", allow_empty_value=True)
     utt2spk = read_kv(path / "utt2spk")
     spk2utt = read_kv(path / "spk2utt")
@@ -214,16 +277,16 @@ def validate_data_dir(path: PathLike, check_wavs: bool = True) -> int:
         if not value:
             raise ValueError(f"{path / 'text'}:{lineno}: empty transcript for {key!r}")
 
-    ref = {key for _, key, _ in wav}
+    ref = {key for _, key, _ in utts}
     for name, rows in (("text", text), ("utt2spk", utt2spk)):
         keys = {key for _, key, _ in rows}
         for lineno, key, _ in rows:
             if key not in ref:
-                raise ValueError(f"{path / name}:{lineno}: utterance {key!r} not in wav.scp")
-        for lineno, key, _ in wav:
+                raise ValueError(f"{path / name}:{lineno}: utterance {key!r} not in {utt_file}")
+        for lineno, key, _ in utts:
             if key not in keys:
                 raise ValueError(
-                    f"{path / 'wav.scp'}:{lineno}: utterance {key!r} missing from {name}"
+                    f"{path / utt_file}:{lineno}: utterance {key!r} missing from {name}"
                 )
 
     for lineno, utt, spk in utt2spk:
@@ -256,15 +319,27 @@ def validate_data_dir(path: PathLike, check_wavs: bool = True) -> int:
                 raise ValueError(
                     f"{path / 'wav.scp'}:{lineno}: audio file of {key!r} not found: {f}"
                 )
-    return len(wav)
+    return len(utts)
+
+
+def read_segments(path: PathLike) -> Dict[str, Segment]:
+    """Utterance -> its segment, from a ``segments`` file (errors name the line)."""
+    return {key: parse_segment(value, f"{path}:{lineno}") for lineno, key, value in read_kv(path)}
 
 
 def read_data_dir(path: PathLike) -> List[Utterance]:
-    """Read a data directory (validated, wav files not checked) as Utterances."""
+    """Read a data directory (validated, wav files not checked) as Utterances;
+    with a ``segments`` file, each carries its segment and its recording's audio."""
     path = Path(path)
     validate_data_dir(path, check_wavs=False)
     wav = {k: v for _, k, v in read_kv(path / "wav.scp")}
     text = {k: v for _, k, v in read_kv(path / "text")}
+    if (path / "segments").exists():
+        segs = read_segments(path / "segments")
+        return [
+            Utterance(utt, wav[segs[utt].recording], text[utt], spk, segs[utt])
+            for _, utt, spk in read_kv(path / "utt2spk")
+        ]
     return [
         Utterance(utt, wav[utt], text[utt], spk)
         for _, utt, spk in read_kv(path / "utt2spk")

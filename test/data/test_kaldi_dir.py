@@ -7,6 +7,7 @@ import soundfile
 
 from espnet_dld.data.atomic import atomic_path, write_audio_atomic, write_text_atomic
 from espnet_dld.data.kaldi_dir import (
+    Segment,
     Utterance,
     main,
     read_data_dir,
@@ -173,3 +174,40 @@ def test_combine_merges_disjoint_dirs_and_refuses_overlap(tmp_path):
     assert [u.utt_id for u in read_data_dir(tmp_path / "ab")] == ["s1-u1", "s2-u1", "s2-u2"]
     with pytest.raises(ValueError, match="'s1-u1' is in both"):
         combine_data_dirs(tmp_path / "aa", [tmp_path / "a", tmp_path / "a"])
+
+
+def test_segments_round_trip_and_name_the_bad_line(tmp_path):
+    talk = _wav(tmp_path, "talk")
+    utts = [Utterance("t1-0002", talk, "b", "t1", Segment("t1", 1.5, -1)),
+            Utterance("t1-0001", talk, "a", "t1", Segment("t1", 0.25, 1.0 / 3))]
+    d = write_data_dir(utts, tmp_path / "data")
+    assert _lines(d / "wav.scp") == [f"t1 {talk}"]  # keyed by recording
+    assert _lines(d / "segments") == ["t1-0001 t1 0.25 0.333", "t1-0002 t1 1.5 -1"]
+    assert validate_data_dir(d) == 2
+    back = read_data_dir(d)
+    assert [(u.utt_id, u.wav, u.segment) for u in back] == [
+        ("t1-0001", talk, Segment("t1", 0.25, 0.333)), ("t1-0002", talk, Segment("t1", 1.5, -1.0))]
+    # rewriting without segments leaves no stale segments file behind
+    write_data_dir([Utterance("t1-0001", talk, "a", "t1")], d)
+    assert not (d / "segments").exists() and validate_data_dir(d) == 1
+
+    d = write_data_dir(utts, tmp_path / "bad")
+    (d / "segments").write_text("t1-0001 t1 0.25 x\nt1-0002 t1 1.5 -1\n")
+    with pytest.raises(ValueError, match=r"segments:1: expected '<utt> <recording> <start> <end>'"):
+        validate_data_dir(d)
+    (d / "segments").write_text("t1-0001 t1 0.25 1\nt1-0002 t9 1.5 -1\n")
+    with pytest.raises(ValueError, match=r"segments:2: recording 't9' of 't1-0002' not in wav.scp"):
+        validate_data_dir(d)
+    (d / "segments").write_text("t1-0001 t1 0.25 1\n")
+    with pytest.raises(ValueError, match=r"text:2: utterance 't1-0002' not in segments"):
+        validate_data_dir(d)
+
+
+def test_segments_are_all_or_none_and_one_audio_per_recording(tmp_path):
+    a, b = _wav(tmp_path, "a"), _wav(tmp_path, "b")
+    with pytest.raises(ValueError, match="'t1-0002': no segment, but others have one"):
+        write_data_dir([Utterance("t1-0001", a, "x", "t1", Segment("t1", 0, 1)), Utterance("t1-0002", a, "y", "t1")],
+                       tmp_path / "d")
+    with pytest.raises(ValueError, match="recording 't1' has two audio entries"):
+        write_data_dir([Utterance("t1-0001", a, "x", "t1", Segment("t1", 0, 1)),
+                        Utterance("t1-0002", b, "y", "t1", Segment("t1", 1, 2))], tmp_path / "d")

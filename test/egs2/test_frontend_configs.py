@@ -1,4 +1,4 @@
-"""The recipes' front-end choices: librispeech_dld uses the DLD authors'
+"""The recipes' front-end choices: librispeech_dld and tedlium3_dld use the DLD authors'
 Conv1d front end (conv2d under conf/tuning/), the small recipes keep conv2d
 (conv1d under conf/tuning/); each variant differs from its counterpart only
 there, and teacher and student share parameter names (--student_init teacher)."""
@@ -37,6 +37,8 @@ PAIRS = [  # (recipe, default config, its other-front-end variant, front end of 
     ("librispeech_dld", "train_student", "tuning/train_student_conv2d", "conv1d4x"),
     ("librispeech_dld", "train_teacher_hybrid", "tuning/train_teacher_hybrid_conv2d", "conv1d4x"),
     ("librispeech_dld", "train_student_hybrid", "tuning/train_student_hybrid_conv2d", "conv1d4x"),
+    ("tedlium3_dld", "train_teacher", "tuning/train_teacher_conv2d", "conv1d4x"),
+    ("tedlium3_dld", "train_student", "tuning/train_student_conv2d", "conv1d4x"),
     ("mini_dld", "train_teacher", "tuning/train_teacher_conv1d", "conv2d"),
     ("mini_dld", "train_student", "tuning/train_student_conv1d", "conv2d"),
     ("fsdd_dld", "train_teacher", "tuning/train_teacher_conv1d", "conv2d"),
@@ -59,12 +61,12 @@ def test_variants_differ_only_in_the_front_end(recipe, default, variant, front_e
             assert c["encoder"] == ("conformer" if teacher else "dld_conformer")
 
 
-@pytest.mark.parametrize("recipe, suffix", [("librispeech_dld", ""), ("fsdd_dld", "_conv1d")])
+@pytest.mark.parametrize("recipe, suffix", [("librispeech_dld", ""), ("tedlium3_dld", ""), ("fsdd_dld", "_conv1d")])
 def test_conv1d_teacher_and_student_build_with_shared_parameter_names(recipe, suffix, tmp_path):
     conf = REPO / "egs2" / recipe / "asr1" / "conf" / ("tuning" if suffix else "")
     t_conf, s_conf = load(conf / f"train_teacher{suffix}.yaml"), load(conf / f"train_student{suffix}.yaml")
     assert {k: v for k, v in s_conf["encoder_conf"].items() if k not in DYNAMIC} == t_conf["encoder_conf"]
-    n_tokens = 256 if recipe == "librispeech_dld" else 14
+    n_tokens = 256 if recipe in ("librispeech_dld", "tedlium3_dld") else 14
     teacher = build(conf / f"train_teacher{suffix}.yaml", tmp_path, n_tokens)
     student = build(conf / f"train_student{suffix}.yaml", tmp_path, n_tokens, "--model_conf", "kd_weight=0.0")
     assert isinstance(teacher.encoder.embed, Conv1dSubsampling4) and isinstance(student.encoder.embed, Conv1dSubsampling4)

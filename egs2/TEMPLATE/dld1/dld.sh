@@ -57,6 +57,7 @@ token_type=bpe          # bpe | char
 nbpe=256
 bpemode=unigram
 bpe_input_sentence_size=100000000
+bpe_nlsyms=             # symbols kept as one BPE piece each, comma-separated (ESPnet's), e.g. "[unk]"
 
 # Models
 teacher_config=         # static teacher (e.g. conformer, model: espnet)
@@ -95,7 +96,9 @@ Stages:
   1  local/data.sh: Kaldi-style data dirs under data/
   2  speed perturbation of the training set (if --speed_perturb_factors)
   3  audio formatting (feats_type raw) or fbank extraction (feats_type fbank) into ${dumpdir}/;
-     bad audio stops the run with a list, or is dropped (--drop_bad_utts true) and listed in ${expdir}/bad_utts/
+     bad audio stops the run with a list, or is dropped (--drop_bad_utts true) and listed in ${expdir}/bad_utts/;
+     with data/<set>/segments the segments are cut from their recordings, and the ones that do not fit
+     their recording are dropped and listed there too
   4  filtering: too short/long utterances, empty transcripts
   5  token list (sentencepiece BPE or characters)
   10 collect feature statistics and shapes; transcripts too long for CTC leave the shape files
@@ -117,7 +120,7 @@ Options (default in brackets):
   --local_data_opts (${local_data_opts})
   --speed_perturb_factors (${speed_perturb_factors}) --feats_type raw|fbank (${feats_type}) --fs (${fs})
   --min_wav_duration (${min_wav_duration}) --max_wav_duration (${max_wav_duration}) --drop_bad_utts (${drop_bad_utts})
-  --token_type bpe|char (${token_type}) --nbpe (${nbpe}) --bpemode (${bpemode})
+  --token_type bpe|char (${token_type}) --nbpe (${nbpe}) --bpemode (${bpemode}) --bpe_nlsyms (${bpe_nlsyms})
   --teacher_config --student_config --teacher_args --student_args
   --students (${students}) --kd_weight (${kd_weight}) --kd_temperature (student config)
   --teacher_posteriors online|cached (${teacher_posteriors}) --teacher_topk (${teacher_topk})
@@ -287,7 +290,7 @@ if run_stage 5; then
         log "${token_list} exists, skipping"
     else
         ${python} pyscripts/make_token_list.py --token_type "${token_type}" --nbpe "${nbpe}" \
-            --bpemode "${bpemode}" --bpe_input_sentence_size "${bpe_input_sentence_size}" \
+            --bpemode "${bpemode}" --bpe_input_sentence_size "${bpe_input_sentence_size}" --bpe_nlsyms "${bpe_nlsyms}" \
             --text "${data_feats}/${train_sp}/text" --out_dir "${token_dir}"
         touch "${token_dir}/.done"
     fi

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from format_audio import main
+from format_audio import format_audio, main
 
 FS = 16000
 
@@ -221,3 +221,62 @@ def test_bad_options(tmp_path, capsys):
     assert "--in_dir" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--in_dir", "x", "--out_dir", "y", "--drop_bad_utts", "maybe"])
+
+
+def _segmented_dir(root: Path, recordings: dict, segments: list) -> Path:
+    """Kaldi dir with a segments file: {recording: file}, [(utt, recording, start, end)]."""
+    d = root / "data" / "seg"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "wav.scp").write_text("".join(f"{r} {recordings[r]}\n" for r in sorted(recordings)))
+    rows = sorted(segments)
+    (d / "segments").write_text("".join(f"{u} {r} {s} {e}\n" for u, r, s, e in rows))
+    (d / "text").write_text("".join(f"{u} WORDS OF {u.upper()}\n" for u, *_ in rows))
+    (d / "utt2spk").write_text("".join(f"{u} {r}\n" for u, r, *_ in rows))
+    spk = {}
+    for u, r, *_ in rows:
+        spk.setdefault(r, []).append(u)
+    (d / "spk2utt").write_text("".join(f"{s} {' '.join(us)}\n" for s, us in sorted(spk.items())))
+    return d
+
+
+def test_segments_are_cut_from_sphere_and_bad_ones_listed_with_their_line(tmp_path):
+    talk = _noise(3 * FS, 7)
+    stereo8k = _noise(2 * 8000, 8, channels=2)
+    recs = {"rec1": _write(tmp_path / "rec1.sph", talk, FS, fmt="NIST"),
+            "rec2": _write(tmp_path / "rec2.wav", stereo8k, 8000)}
+    in_dir = _segmented_dir(tmp_path, recs, [
+        ("rec1-a", "rec1", "0.5", "1.25"), ("rec1-b", "rec1", "2.5", "-1"), ("rec1-c", "rec1", "2.9", "3.005"),
+        ("rec1-d", "rec1", "1.0", "0.5"), ("rec1-e", "rec1", "3.5", "4"), ("rec1-f", "rec1", "2", "3.2"),
+        ("rec1-g", "rec1", "-0.1", "1"), ("rec1-h", "rec1", "1.00001", "1.00002"), ("rec2-a", "rec2", "0.5", "1.5"),
+    ])
+    out = tmp_path / "dump"
+    assert main(["--in_dir", str(in_dir), "--out_dir", str(out), "--fs", str(FS), "--downmix", "true"]) == 0
+    wav = _kv(out / "wav.scp")
+    assert sorted(wav) == ["rec1-a", "rec1-b", "rec1-c", "rec2-a"]
+    np.testing.assert_array_equal(soundfile.read(wav["rec1-a"], dtype="int16")[0], talk[8000:20000])
+    np.testing.assert_array_equal(soundfile.read(wav["rec1-b"], dtype="int16")[0], talk[40000:])  # -1: to the end
+    np.testing.assert_array_equal(soundfile.read(wav["rec1-c"], dtype="int16")[0], talk[46400:])  # clipped (< 0.01 s)
+    assert _kv(out / "utt2num_samples")["rec2-a"] == str(FS)  # 8 kHz stereo: downmixed, resampled
+    assert _kv(out / "text")["rec1-a"] == "WORDS OF REC1-A" and "rec1-d" not in _kv(out / "utt2spk")
+    bad = {line.split("\t")[0]: line.split("\t")[1:] for line in (out / "bad_utts.txt").read_text().splitlines()}
+    seg_file = in_dir / "segments"
+    assert bad == {
+        "rec1-d": [f"{seg_file}:4", "segment 1-0.5 s: end <= start"],
+        "rec1-e": [f"{seg_file}:5", "segment 3.5-4 s: starts at or after the end of rec1 (3.000 s)"],
+        "rec1-f": [f"{seg_file}:6", "segment 2-3.2 s: ends after the end of rec1 (3.000 s)"],
+        "rec1-g": [f"{seg_file}:7", "segment -0.1-1 s: negative start"],
+        "rec1-h": [f"{seg_file}:8", "segment 1-1 s: zero length at 16000 Hz"],
+    }
+
+
+def test_unreadable_recording_stops_with_its_segments_or_drops_them(tmp_path):
+    recs = {"rec1": _write(tmp_path / "rec1.wav", _noise(FS, 1), FS), "rec2": tmp_path / "gone.sph"}
+    in_dir = _segmented_dir(tmp_path, recs, [("rec1-a", "rec1", "0", "0.5"), ("rec2-a", "rec2", "0", "0.5"),
+                                             ("rec2-b", "rec2", "0.5", "1")])
+    out = tmp_path / "dump"
+    with pytest.raises(ValueError, match=r"2 bad utterance\(s\) of 3 in .*segments:\n  rec2-a  .*gone.sph: "
+                                         r"recording rec2: file not found"):
+        format_audio(in_dir, out, fs=FS)
+    assert not (out / "wav.scp").exists() and len((out / "bad_utts.txt").read_text().splitlines()) == 2
+    assert main(["--in_dir", str(in_dir), "--out_dir", str(out), "--drop_bad_utts", "true"]) == 0
+    assert list(_kv(out / "wav.scp")) == ["rec1-a"]

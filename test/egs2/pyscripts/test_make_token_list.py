@@ -123,3 +123,15 @@ def test_text_errors(tmp_path, capsys):
     assert "utterance 'u2'" in capsys.readouterr().err
     assert main(["--text", str(tmp_path / "nope"), "--out_dir", str(tmp_path / "o")]) == 1
     assert "--text" in capsys.readouterr().err
+
+
+def test_bpe_nlsyms_are_one_piece_each(tmp_path):
+    text = tmp_path / "text"
+    text.write_text("".join(f"utt{i:03d} THE [unk] MODEL {WORDS[i % len(WORDS)]}\n" for i in range(60)))
+    for nlsyms, whole in (("", False), ("[unk]", True)):
+        out = tmp_path / f"tokens{int(whole)}"
+        assert main(["--token_type", "bpe", "--nbpe", "40", "--text", str(text), "--out_dir", str(out),
+                     "--bpe_nlsyms", nlsyms]) == 0
+        sp = sentencepiece.SentencePieceProcessor(model_file=str(out / "bpe.model"))
+        assert ("[unk]" in sp.encode("THE [unk] MODEL", out_type=str)) is whole
+        assert ("[unk]" in (out / "tokens.txt").read_text().split()) is whole

@@ -69,3 +69,22 @@ def test_bad_nj_and_unreadable_audio_are_refused_in_parallel_too(tmp_path, capsy
     assert main(["--in_dir", str(data), "--out_dir", str(tmp_path / "sp"), "--wav_dir", str(tmp_path / "w"),
                  "--factors", "0.9", "1.1", "--nj", "2"]) == 1
     assert re.search(r"wav.scp: cannot read .*a\.wav of utterance spk1-a", capsys.readouterr().err)
+
+
+def test_segmented_dir_is_perturbed_per_recording_with_scaled_times(tmp_path):
+    from espnet_dld.data.kaldi_dir import Segment, Utterance, write_data_dir
+
+    rec = tmp_path / "talk.wav"
+    sf.write(str(rec), (np.random.RandomState(0).randn(16000 * 2) * 3000).astype(np.int16), 16000, subtype="PCM_16")
+    write_data_dir([Utterance("talk-1", str(rec), "a b", "talk", Segment("talk", 0.2, 0.9)),
+                    Utterance("talk-2", str(rec), "c", "talk", Segment("talk", 1.1, -1))], tmp_path / "in")
+    assert main(["--in_dir", str(tmp_path / "in"), "--out_dir", str(tmp_path / "out"),
+                 "--wav_dir", str(tmp_path / "sp"), "--factors", "0.9", "1.0", "1.1"]) == 0
+    assert sorted(p.name for p in (tmp_path / "sp").iterdir()) == ["sp0.9-talk.wav", "sp1.1-talk.wav"]
+    segs = (tmp_path / "out/segments").read_text().splitlines()
+    assert segs == ["sp0.9-talk-1 sp0.9-talk 0.222 1", "sp0.9-talk-2 sp0.9-talk 1.222 -1",
+                    "sp1.1-talk-1 sp1.1-talk 0.182 0.818", "sp1.1-talk-2 sp1.1-talk 1 -1",
+                    "talk-1 talk 0.2 0.9", "talk-2 talk 1.1 -1"]
+    utts = {u.utt_id: u for u in read_data_dir(tmp_path / "out")}
+    assert utts["sp1.1-talk-1"].wav == str((tmp_path / "sp/sp1.1-talk.wav").resolve())
+    assert utts["sp1.1-talk-1"].spk == "sp1.1-talk" and utts["talk-2"].wav == str(rec)

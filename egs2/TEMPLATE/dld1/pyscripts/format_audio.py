@@ -14,9 +14,23 @@ entry of ``<in_dir>/wav.scp`` once, up front, and sorts it into:
 * bad: missing, empty, unreadable, truncated, without samples, multi-channel
   (unless ``--downmix true``) or a Kaldi command pipe.
 
-Bad utterances stop the run (exit status 1) before any output is written,
-unless ``--drop_bad_utts true``; either way they are listed in
-``<out_dir>/bad_utts.txt`` (``utt<TAB>file<TAB>reason``).  The output
+With a ``segments`` file (``<utt> <recording> <start> <end>`` in seconds, end
+``-1`` = to the end of the recording, ESPnet's ``format_wav_scp.py``
+semantics) ``wav.scp`` names recordings: each is checked and read once
+(soundfile: WAV, FLAC, NIST SPHERE, ... so no ``sph2pipe``), and every
+segment is cut from it and written to ``<out_dir>/data/<utt>.<audio_format>``
+(resampled/downmixed as above).  A segment whose times do not fit its
+recording (start < 0, end <= start, start at or after the recording's end,
+end after it by more than ``SEGMENT_END_TOLERANCE`` seconds, nothing left
+after rounding to samples) is a bad segment: always dropped, listed with the
+``segments`` file and line, and counted.  An end within the tolerance is
+clipped to the recording's end (segment times are rounded to centiseconds).
+
+Bad audio stops the run (exit status 1) before any output is written,
+unless ``--drop_bad_utts true``; either way the bad utterances (bad audio and
+bad segments) are listed in ``<out_dir>/bad_utts.txt``
+(``utt<TAB>file<TAB>reason``; for a bad segment ``file`` is
+``<segments file>:<line>``).  The output
 directory holds ``wav.scp``, ``text``, ``utt2spk``, ``spk2utt`` (restricted to
 the kept utterances), ``utt2num_samples`` and ``feats_type`` (``raw``).
 
@@ -47,7 +61,7 @@ from tqdm import tqdm
 
 from espnet_dld.data.atomic import write_audio_atomic, write_text_atomic
 from espnet_dld.data.audio import resample
-from espnet_dld.data.kaldi_dir import Utterance, read_kv, spk2utt_of
+from espnet_dld.data.kaldi_dir import Utterance, format_seconds, parse_segment, read_kv, spk2utt_of
 from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging
 
 logger = logging.getLogger(__name__)
@@ -57,6 +71,8 @@ PathLike = Union[str, os.PathLike]
 #: soundfile container names whose mono files at the right rate are used as is
 IN_PLACE_FORMATS = ("WAV", "WAVEX", "FLAC")
 AUDIO_FORMATS = {"wav": "WAV", "flac": "FLAC"}
+#: a segment may end this much (seconds) after its recording's end; it is clipped there
+SEGMENT_END_TOLERANCE = 0.01
 
 
 def str2bool(value: str) -> bool:
@@ -79,6 +95,16 @@ class BadUtt:
 
     def line(self) -> str:
         return f"{self.utt_id}\t{self.file}\t{self.reason}"
+
+
+@dataclass(frozen=True)
+class SegmentPlan:
+    """One segment of a good recording, as sample frames of that recording."""
+
+    utt_id: str
+    recording: "AudioPlan"
+    start: int
+    end: int
 
 
 @dataclass(frozen=True)
@@ -205,15 +231,88 @@ def audio_file_name(utt_id: str, audio_format: str) -> str:
     return f"{name}.{audio_format}"
 
 
-def convert_audio(plan: AudioPlan, fs: int, out_path: Path, audio_format: str) -> int:
-    """Downmix/resample ``plan``'s file to ``fs`` Hz 16-bit PCM at ``out_path``
-    (atomically); returns the number of samples written."""
-    data, sr = soundfile.read(plan.file, dtype="float64", always_2d=True)
-    x = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+def read_mono(path: str) -> Tuple[np.ndarray, int]:
+    """All of a recording as float64 samples, channels averaged, and its rate."""
+    data, sr = soundfile.read(path, dtype="float64", always_2d=True)
+    return (data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]), sr
+
+
+def write_pcm(x: np.ndarray, sr: int, fs: int, out_path: Path, audio_format: str) -> int:
+    """Resample ``x`` from ``sr`` to ``fs`` Hz and write it as 16-bit PCM at
+    ``out_path`` (atomically); returns the number of samples written."""
     y = resample(x, sr, fs)
     pcm = np.clip(np.rint(y * 32768.0), -32768, 32767).astype(np.int16)
     write_audio_atomic(out_path, pcm, fs, fmt=AUDIO_FORMATS[audio_format])
     return len(pcm)
+
+
+def convert_audio(plan: AudioPlan, fs: int, out_path: Path, audio_format: str) -> int:
+    """Downmix/resample ``plan``'s file to ``fs`` Hz 16-bit PCM at ``out_path``
+    (atomically); returns the number of samples written."""
+    x, sr = read_mono(plan.file)
+    return write_pcm(x, sr, fs, out_path, audio_format)
+
+
+def plan_segments(
+    segments_path: Path, recordings: Dict[str, Union[AudioPlan, BadUtt]]
+) -> Tuple[List[SegmentPlan], List[BadUtt], List[BadUtt]]:
+    """Place every line of ``segments_path`` in its recording.
+
+    ``recordings`` maps each recording id of ``wav.scp`` to its inspection.
+    Returns (segments to cut, utterances of bad recordings, bad segments);
+    a bad segment names the ``segments`` file and line.
+    """
+    cuts: List[SegmentPlan] = []
+    bad_audio: List[BadUtt] = []
+    bad_segments: List[BadUtt] = []
+    for lineno, utt, value in read_kv(segments_path):
+        where = f"{segments_path}:{lineno}"
+        seg = parse_segment(value, where)
+        rec = recordings.get(seg.recording)
+        if rec is None:
+            raise ValueError(f"{where}: recording {seg.recording!r} of {utt!r} is not in wav.scp")
+        if isinstance(rec, BadUtt):
+            bad_audio.append(BadUtt(utt, rec.file, f"recording {seg.recording}: {rec.reason}"))
+            continue
+        duration = rec.frames / rec.sample_rate
+        times = f"segment {format_seconds(seg.start)}-{format_seconds(seg.end)} s"
+        start = int(round(seg.start * rec.sample_rate))
+        end = rec.frames if seg.end == -1 else int(round(seg.end * rec.sample_rate))
+        reason = None
+        if seg.start < 0:
+            reason = f"{times}: negative start"
+        elif seg.end != -1 and seg.end <= seg.start:
+            reason = f"{times}: end <= start"
+        elif start >= rec.frames:
+            reason = f"{times}: starts at or after the end of {seg.recording} ({duration:.3f} s)"
+        elif seg.end != -1 and seg.end > duration + SEGMENT_END_TOLERANCE:
+            reason = f"{times}: ends after the end of {seg.recording} ({duration:.3f} s)"
+        elif min(end, rec.frames) <= start:
+            reason = f"{times}: zero length at {rec.sample_rate} Hz"
+        if reason is not None:
+            bad_segments.append(BadUtt(utt, where, reason))
+        else:
+            cuts.append(SegmentPlan(utt, rec, start, min(end, rec.frames)))
+    return cuts, bad_audio, bad_segments
+
+
+def write_segments(
+    cuts: Sequence[SegmentPlan], fs: int, data_dir: Path, audio_format: str
+) -> List[Tuple[str, str, int]]:
+    """Cut each segment from its recording (read once for all its segments) into
+    ``data_dir``; returns (utt, written file, samples) per segment, in order."""
+    by_recording: Dict[str, List[SegmentPlan]] = {}
+    for c in cuts:
+        by_recording.setdefault(c.recording.file, []).append(c)
+    written: Dict[str, Tuple[str, str, int]] = {}
+    for path, group in tqdm(by_recording.items(), desc="cut segments", unit="recording", disable=None):
+        x, sr = read_mono(path)
+        for c in group:
+            out_path = (data_dir / audio_file_name(c.utt_id, audio_format)).absolute()
+            n = write_pcm(x[c.start:c.end], sr, fs, out_path, audio_format)
+            written[c.utt_id] = (c.utt_id, str(out_path), n)
+    logger.info("cut %d segments from %d recordings into %s", len(cuts), len(by_recording), data_dir)
+    return [written[c.utt_id] for c in cuts]
 
 
 def _kv_text(rows: Sequence[Tuple[str, str]]) -> str:
@@ -230,9 +329,9 @@ def format_audio(
 ) -> Tuple[int, List[BadUtt]]:
     """Check and dump the recordings of ``in_dir`` into ``out_dir``.
 
-    Returns (number of utterances written, bad utterances).  Raises
-    ValueError (after writing ``<out_dir>/bad_utts.txt``) when there are bad
-    utterances and ``drop_bad_utts`` is False, or when none is left.
+    Returns (number of utterances written, bad utterances and bad segments).
+    Raises ValueError (after writing ``<out_dir>/bad_utts.txt``) when there is
+    bad audio and ``drop_bad_utts`` is False, or when no utterance is left.
     """
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     if fs <= 0:
@@ -243,11 +342,6 @@ def format_audio(
         raise ValueError(f"--in_dir {in_dir}: not a directory")
     if in_dir.resolve() == out_dir.resolve():
         raise ValueError(f"--out_dir must differ from --in_dir ({in_dir})")
-    if (in_dir / "segments").exists():
-        raise ValueError(
-            f"{in_dir / 'segments'}: data directories with segments are not supported; "
-            "cut the segments into files first"
-        )
     wav = read_kv(in_dir / "wav.scp")
     text = read_kv(in_dir / "text", allow_empty_value=True)
     utt2spk = read_kv(in_dir / "utt2spk")
@@ -255,32 +349,52 @@ def format_audio(
         if len(spk.split()) != 1:
             raise ValueError(f"{in_dir / 'utt2spk'}:{lineno}: bad speaker id {spk!r} for {utt!r}")
 
+    segmented = (in_dir / "segments").exists()
+    unit = "recording" if segmented else "utt"
     plans: List[AudioPlan] = []
     bad: List[BadUtt] = []
-    for _, utt, entry in tqdm(wav, desc="check audio", unit="utt", disable=None):
+    for _, utt, entry in tqdm(wav, desc="check audio", unit=unit, disable=None):
         result = inspect_audio(utt, entry, fs, downmix)
         (bad if isinstance(result, BadUtt) else plans).append(result)
+    bad_segments: List[BadUtt] = []
+    if segmented:
+        cuts, bad, bad_segments = plan_segments(
+            in_dir / "segments", {p.utt_id: p for p in plans + bad})
+        listed, n_utts, kept_count = in_dir / "segments", len(cuts) + len(bad) + len(bad_segments), len(cuts)
+    else:
+        listed, n_utts, kept_count = in_dir / "wav.scp", len(wav), len(plans)
 
-    bad_text = "".join(b.line() + "\n" for b in bad)
-    if bad:
+    bad_text = "".join(b.line() + "\n" for b in bad + bad_segments)
+    if bad_text:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out_dir / "bad_utts.txt", bad_text)
+    if bad:
         if not drop_bad_utts:
             listing = "\n".join(f"  {b.utt_id}  {b.file}: {b.reason}" for b in bad)
             raise ValueError(
-                f"{len(bad)} bad utterance(s) of {len(wav)} in {in_dir / 'wav.scp'}:\n{listing}\n"
+                f"{len(bad)} bad utterance(s) of {n_utts} in {listed}:\n{listing}\n"
                 f"Nothing was written to {out_dir} except the list in {out_dir / 'bad_utts.txt'}. "
                 "Fix or remove them, or rerun with --drop_bad_utts true to leave them out."
             )
         logger.warning(
-            "dropping %d bad utterance(s) of %d, listed in %s", len(bad), len(wav), out_dir / "bad_utts.txt"
+            "dropping %d bad utterance(s) of %d, listed in %s", len(bad), n_utts, out_dir / "bad_utts.txt"
         )
-    if not plans:
-        raise ValueError(f"no usable utterance in {in_dir / 'wav.scp'} (all {len(wav)} are bad)")
+    if bad_segments:
+        logger.warning(
+            "dropping %d bad segment(s) of %d in %s, listed in %s:\n%s", len(bad_segments), n_utts,
+            listed, out_dir / "bad_utts.txt", "\n".join(f"  {b.utt_id}  {b.file}: {b.reason}" for b in bad_segments),
+        )
+    if not kept_count:
+        raise ValueError(f"no usable utterance in {listed} (all {n_utts} are bad)")
 
     data_dir = out_dir / "data"
     wav_rows: List[Tuple[str, str]] = []
     num_samples: Dict[str, int] = {}
+    if segmented:
+        for utt, path, n in write_segments(cuts, fs, data_dir, audio_format):
+            wav_rows.append((utt, path))
+            num_samples[utt] = n
+        plans = []
     to_convert = [p for p in plans if p.convert]
     if to_convert:
         why = Counter(p.why_convert(fs) for p in to_convert)
@@ -299,6 +413,7 @@ def format_audio(
             wav_rows.append((plan.utt_id, plan.file))
 
     kept = set(num_samples)
+    n_out = len(kept)
     utt2spk_rows = [(u, s) for _, u, s in utt2spk if u in kept]
     spk2utt = spk2utt_of([Utterance(u, "", "", s) for u, s in utt2spk_rows])
     files = {
@@ -316,10 +431,10 @@ def format_audio(
     _remove_stale(data_dir, {os.path.realpath(p) for _, p in wav_rows})
     n_in_place = len(plans) - len(to_convert)
     logger.info(
-        "%s: %d utterances (%d referenced in place, %d converted, %d bad dropped)",
-        out_dir, len(plans), n_in_place, len(to_convert), len(bad),
+        "%s: %d utterances (%d referenced in place, %d converted, %d cut from segments, %d bad dropped)",
+        out_dir, n_out, n_in_place, len(to_convert), n_out - len(plans), len(bad) + len(bad_segments),
     )
-    return len(plans), bad
+    return n_out, bad + bad_segments
 
 
 def _remove_stale(data_dir: Path, used: set) -> None:

@@ -83,12 +83,15 @@ def train_sentencepiece(
     char_cover: float,
     input_sentence_size: int,
     quiet: bool = True,
+    user_defined_symbols: Sequence[str] = (),
 ) -> bytes:
     """Train a sentencepiece model on ``train_txt``; returns the model bytes.
 
     The model is returned in memory (not written by sentencepiece under a
     temporary prefix) so that no temporary name ends up inside the model and
-    the bytes only depend on the input.  Raises ValueError suggesting a
+    the bytes only depend on the input.  ``user_defined_symbols`` (ESPnet's
+    ``--bpe_nlsyms``, e.g. ``[unk]``) each become one piece, never split.
+    Raises ValueError suggesting a
     smaller ``--nbpe`` when the text cannot give that many pieces.
     """
     import sentencepiece
@@ -103,6 +106,7 @@ def train_sentencepiece(
             character_coverage=char_cover,
             input_sentence_size=input_sentence_size,
             minloglevel=2 if quiet else 0,
+            **({"user_defined_symbols": list(user_defined_symbols)} if user_defined_symbols else {}),
         )
     except RuntimeError as e:
         msg = " ".join(str(e).split())
@@ -171,6 +175,7 @@ def make_token_list(
     bpe_input_sentence_size: int = 100000000,
     check: bool = True,
     quiet: bool = True,
+    bpe_nlsyms: Sequence[str] = (),
 ) -> List[str]:
     """Write ``<out_dir>/tokens.txt`` (and ``bpe.model``, ``train.txt`` for
     bpe); returns the token list."""
@@ -197,7 +202,8 @@ def make_token_list(
         write_text_atomic(train_txt, "".join(line + "\n" for line in transcripts.values()))
         logger.info("training sentencepiece (%s, %d pieces) on %s", bpemode, nbpe, train_txt)
         model = train_sentencepiece(
-            train_txt, nbpe, bpemode, bpe_char_cover, bpe_input_sentence_size, quiet=quiet
+            train_txt, nbpe, bpemode, bpe_char_cover, bpe_input_sentence_size, quiet=quiet,
+            user_defined_symbols=bpe_nlsyms,
         )
         bpemodel = out_dir / "bpe.model"
         if not (bpemodel.is_file() and bpemodel.read_bytes() == model):
@@ -242,6 +248,11 @@ def get_parser() -> argparse.ArgumentParser:
         default=100000000,
         help="sentencepiece input_sentence_size (lines sampled for training)",
     )
+    group.add_argument(
+        "--bpe_nlsyms",
+        default="",
+        help="non-linguistic symbols kept as one piece each, comma-separated (ESPnet's --bpe_nlsyms), e.g. [unk]",
+    )
     add_log_level(parser)  # DEBUG also shows sentencepiece's own log
     return parser
 
@@ -258,6 +269,7 @@ def main(cmd: Optional[Sequence[str]] = None) -> int:
         bpemode=args.bpemode,
         bpe_char_cover=args.bpe_char_cover,
         bpe_input_sentence_size=args.bpe_input_sentence_size,
+        bpe_nlsyms=[t for t in args.bpe_nlsyms.split(",") if t],
         quiet=args.log_level != "DEBUG",
     ))
 

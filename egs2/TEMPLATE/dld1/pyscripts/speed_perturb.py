@@ -7,6 +7,10 @@ than 1.0 adds copies with utterance and speaker ids prefixed ``sp<f>-``
 (a perturbed speaker is another speaker), written as 16-bit wav files by
 ``--nj`` parallel processes (files already there are kept).
 
+A data directory with a ``segments`` file is perturbed as Kaldi's
+``perturb_data_dir_speed.sh`` does it: each recording once per factor (id
+``sp<f>-<recording>``), its segments' times divided by the factor.
+
     python pyscripts/speed_perturb.py --in_dir data/train --out_dir data/train_sp \
         --wav_dir dump/speed_perturb/train --factors 0.9 1.0 1.1 --nj 8
 """
@@ -24,7 +28,7 @@ from tqdm import tqdm
 
 from espnet_dld.data.atomic import write_audio_atomic
 from espnet_dld.data.audio import float_to_int16, resample
-from espnet_dld.data.kaldi_dir import Utterance, read_data_dir, write_data_dir
+from espnet_dld.data.kaldi_dir import Segment, Utterance, read_data_dir, write_data_dir
 from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging
 
 
@@ -34,7 +38,7 @@ def perturb(samples, fs: int, factor: float):
 
 
 def _write_perturbed(job: Tuple[Path, str, str, Path, float]) -> None:
-    """Write one perturbed copy: (data dir, utterance id, its audio, target file, factor)."""
+    """Write one perturbed copy: (data dir, utterance or recording id, its audio, target file, factor)."""
     in_dir, utt_id, wav, target, factor = job
     try:
         samples, fs = sf.read(wav, dtype="float64", always_2d=False)
@@ -59,11 +63,17 @@ def speed_perturb(in_dir: Path, out_dir: Path, wav_dir: Path, factors: Sequence[
             out.extend(utts)
             continue
         prefix = f"sp{factor:g}-"
+        queued = set()
         for u in utts:
-            target = wav_dir / f"{prefix}{u.utt_id}.wav"
-            if not target.is_file():
-                jobs.append((in_dir, u.utt_id, u.wav, target, factor))
-            out.append(Utterance(prefix + u.utt_id, str(target.resolve()), u.text, prefix + u.spk))
+            seg = u.segment
+            audio_id = u.utt_id if seg is None else seg.recording  # segments: one copy per recording
+            target = wav_dir / f"{prefix}{audio_id}.wav"
+            if audio_id not in queued and not target.is_file():
+                jobs.append((in_dir, audio_id, u.wav, target, factor))
+            queued.add(audio_id)
+            if seg is not None:
+                seg = Segment(prefix + seg.recording, seg.start / factor, -1 if seg.end == -1 else seg.end / factor)
+            out.append(Utterance(prefix + u.utt_id, str(target.resolve()), u.text, prefix + u.spk, seg))
     progress = dict(total=len(jobs), desc=f"speed {' '.join(f'{f:g}' for f in factors)}", unit="utt")
     if nj > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(min(nj, len(jobs))) as pool:

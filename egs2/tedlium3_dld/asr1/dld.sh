@@ -1,0 +1,1 @@
+../../TEMPLATE/dld1/dld.sh
