@@ -13,31 +13,20 @@ leaves them out and lists them in ``<output_dir>/bad_utts.txt``
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Set
 
 from espnet_dld.asr.audio_input import AudioInputError, ModelAudioInput, read_audio_file
 from espnet_dld.data.atomic import write_text_atomic
+from espnet_dld.data.bad_utts import BAD_UTTS, BadUtt
 
 logger = logging.getLogger(__name__)
 
-BAD_UTTS = "bad_utts.txt"
 DECODED_KEYS = "decoded_keys.txt"
 
 
 class BadDecodingData(ValueError):
     """Entries of the decoding data that cannot be decoded (named with key and path)."""
-
-
-@dataclass(frozen=True)
-class BadEntry:
-    key: str
-    path: str
-    reason: str
-
-    def line(self) -> str:
-        return f"{self.key}\t{self.path}\t{self.reason}"
 
 
 def read_key_file(key_file: str) -> List[str]:
@@ -46,7 +35,7 @@ def read_key_file(key_file: str) -> List[str]:
             if line.strip()]
 
 
-def screen_sound_scp(scp: str, audio_input: ModelAudioInput, keys: Optional[Set[str]] = None) -> List[BadEntry]:
+def screen_sound_scp(scp: str, audio_input: ModelAudioInput, keys: Optional[Set[str]] = None) -> List[BadUtt]:
     """Every entry of ``scp`` (only ``keys``, if given) that the model cannot
     decode as it is, and why."""
     from espnet2.fileio.read_text import read_2columns_text  # the parser ESPnet's loader uses
@@ -65,7 +54,7 @@ def screen_sound_scp(scp: str, audio_input: ModelAudioInput, keys: Optional[Set[
                 )
             audio_input.check(data, fs, what="audio")
         except AudioInputError as e:
-            bad.append(BadEntry(key, path, str(e)))
+            bad.append(BadUtt(key, path, str(e)))
     return bad
 
 
@@ -88,7 +77,7 @@ def screen_decoding_data(
     without ``skip_bad_utts`` a :class:`BadDecodingData` names them.
     """
     keys = read_key_file(key_file) if key_file else None
-    bad: List[BadEntry] = []
+    bad: List[BadUtt] = []
     scps = sound_inputs(data_path_and_name_and_type)
     for scp in scps:
         bad.extend(screen_sound_scp(scp, audio_input, set(keys) if keys is not None else None))
@@ -99,7 +88,7 @@ def screen_decoding_data(
         return key_file
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(listing, "".join(b.line() + "\n" for b in bad))
-    shown = "\n".join(f"  {b.key}  {b.path}: {b.reason}" for b in bad[:10])
+    shown = "\n".join(f"  {b.utt_id}  {b.file}: {b.reason}" for b in bad[:10])
     more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
     if not skip_bad_utts:
         raise BadDecodingData(
@@ -108,7 +97,7 @@ def screen_decoding_data(
         )
     from espnet2.fileio.read_text import read_2columns_text
 
-    bad_keys = {b.key for b in bad}
+    bad_keys = {b.utt_id for b in bad}
     all_keys = keys if keys is not None else list(read_2columns_text(scps[0]))
     good = [k for k in all_keys if k not in bad_keys]
     if not good:

@@ -61,6 +61,7 @@ from tqdm import tqdm
 
 from espnet_dld.data.atomic import write_audio_atomic, write_text_atomic
 from espnet_dld.data.audio import resample
+from espnet_dld.data.bad_utts import BAD_UTTS, BadUtt
 from espnet_dld.data.kaldi_dir import Utterance, format_seconds, parse_segment, read_kv, spk2utt_of
 from espnet_dld.utils.cli import add_log_level, run_tool, setup_logging
 
@@ -83,18 +84,6 @@ def str2bool(value: str) -> bool:
     if v in ("false", "f", "no", "n", "0", "off"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-
-
-@dataclass(frozen=True)
-class BadUtt:
-    """An utterance whose audio cannot be used, and why."""
-
-    utt_id: str
-    file: str
-    reason: str
-
-    def line(self) -> str:
-        return f"{self.utt_id}\t{self.file}\t{self.reason}"
 
 
 @dataclass(frozen=True)
@@ -367,22 +356,22 @@ def format_audio(
     bad_text = "".join(b.line() + "\n" for b in bad + bad_segments)
     if bad_text:
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out_dir / "bad_utts.txt", bad_text)
+        write_text_atomic(out_dir / BAD_UTTS, bad_text)
     if bad:
         if not drop_bad_utts:
             listing = "\n".join(f"  {b.utt_id}  {b.file}: {b.reason}" for b in bad)
             raise ValueError(
                 f"{len(bad)} bad utterance(s) of {n_utts} in {listed}:\n{listing}\n"
-                f"Nothing was written to {out_dir} except the list in {out_dir / 'bad_utts.txt'}. "
+                f"Nothing was written to {out_dir} except the list in {out_dir / BAD_UTTS}. "
                 "Fix or remove them, or rerun with --drop_bad_utts true to leave them out."
             )
         logger.warning(
-            "dropping %d bad utterance(s) of %d, listed in %s", len(bad), n_utts, out_dir / "bad_utts.txt"
+            "dropping %d bad utterance(s) of %d, listed in %s", len(bad), n_utts, out_dir / BAD_UTTS
         )
     if bad_segments:
         logger.warning(
             "dropping %d bad segment(s) of %d in %s, listed in %s:\n%s", len(bad_segments), n_utts,
-            listed, out_dir / "bad_utts.txt", "\n".join(f"  {b.utt_id}  {b.file}: {b.reason}" for b in bad_segments),
+            listed, out_dir / BAD_UTTS, "\n".join(f"  {b.utt_id}  {b.file}: {b.reason}" for b in bad_segments),
         )
     if not kept_count:
         raise ValueError(f"no usable utterance in {listed} (all {n_utts} are bad)")
@@ -423,7 +412,7 @@ def format_audio(
         "spk2utt": _kv_text([(s, " ".join(us)) for s, us in spk2utt.items()]),
         "utt2num_samples": _kv_text([(u, str(num_samples[u])) for u, _ in wav_rows]),
         "feats_type": "raw\n",
-        "bad_utts.txt": bad_text,
+        BAD_UTTS: bad_text,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
