@@ -559,8 +559,9 @@ def decode_with_budget(speech2text: Speech2Text, out_dir: Path, kwargs: Dict[str
     write_text_atomic(out_dir / "depth", "".join(f"{k} {d}\n" for k, d in sorted(depths.items())))
     budget = speech2text.depth_budget
     counts = {d: list(depths.values()).count(d) for d in sorted(set(depths.values()))}
-    stats = {"depth": None if budget is not None else speech2text.num_layers and len(speech2text.active_layers),
-             "active_layers": None if budget is not None else speech2text.active_layers,
+    fixed = budget is None  # max_wer_increase alone: one depth for all
+    stats = {"depth": len(speech2text.active_layers) if fixed else None,
+             "active_layers": speech2text.active_layers if fixed else None,
              "depth_policy": speech2text.depth_policy,
              "depth_budget": budget.as_dict() if budget is not None else None,
              "depth_table": str(speech2text.depth_table_path) if speech2text.depth_table_path else None,
