@@ -27,10 +27,8 @@ import math
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
-import yaml
-
-from espnet_dld.data.atomic import atomic_path
 from espnet_dld.utils.checkpoint import file_sha256
+from espnet_dld.utils.model_side_files import find_side_file, read_yaml_record, write_yaml_record
 
 PathLike = Union[str, Path]
 TABLE_FILE = "depth_table.yaml"
@@ -40,11 +38,6 @@ TABLE_HOWTO = (
     "depth and stage 15 writes depth_table.yaml beside the model file and packs it "
     "(./run.sh --stage 13 --stop_stage 15); or pass depth_table= / --depth_table"
 )
-
-
-def default_table_path(model_file: PathLike) -> Path:
-    """Where a model file's table lives: ``depth_table.yaml`` beside it."""
-    return Path(model_file).parent / TABLE_FILE
 
 
 def _number(value: Any) -> bool:
@@ -80,24 +73,14 @@ def check_depth_table(record: Any, where: str, num_blocks: Optional[int] = None)
 
 def dump_depth_table(path: PathLike, record: Dict[str, Any]) -> None:
     """Write ``record`` (see the module docstring) to ``path`` atomically."""
-    record = check_depth_table(record, str(path))
-    text = yaml.safe_dump(record, sort_keys=False, default_flow_style=None, width=1000)
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    write_yaml_record(path, check_depth_table(record, str(path)))
 
 
 def read_depth_table(path: PathLike, num_blocks: Optional[int] = None,
                      model_file: Optional[PathLike] = None) -> Dict[str, Any]:
     """The checked record of a table file; with ``model_file``, a table that
     records the SHA-256 of another file is refused."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"depth table {path} does not exist; {TABLE_HOWTO}")
-    try:
-        record = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ValueError(f"depth table {path} is not valid YAML: {e}") from None
-    record = check_depth_table(record, str(path), num_blocks)
+    record = check_depth_table(read_yaml_record(path, "depth table", TABLE_HOWTO), str(path), num_blocks)
     expected = record.get("model_sha256")
     if model_file is not None and expected is not None and file_sha256(model_file) != expected:
         raise ValueError(f"depth table {path} was measured on a model file with sha256 {expected}, not on "
@@ -108,14 +91,7 @@ def read_depth_table(path: PathLike, num_blocks: Optional[int] = None,
 def find_depth_table(model_file: Optional[PathLike], depth_table: Optional[PathLike] = None) -> Optional[Path]:
     """``depth_table`` if given (it must exist), else ``depth_table.yaml``
     beside ``model_file`` if there is one, else None."""
-    if depth_table is not None:
-        path = Path(depth_table)
-        if not path.is_file():
-            raise FileNotFoundError(f"depth table {path} does not exist; {TABLE_HOWTO}")
-        return path
-    if model_file is not None and default_table_path(model_file).is_file():
-        return default_table_path(model_file)
-    return None
+    return find_side_file(model_file, depth_table, TABLE_FILE, "depth table", TABLE_HOWTO)
 
 
 def table_wers(record: Dict[str, Any]) -> Dict[int, float]:
