@@ -132,7 +132,8 @@ def calibration_time(config: Path, blocks: int, seconds: float) -> Dict:
         s2t = Speech2Text(path, rtf_budget=1e9, ctc_greedy=True, calibration_seconds=seconds, device="cpu")
         load = time.perf_counter() - start
     params = sum(p.numel() for p in s2t.asr_model.parameters())
-    return {"num_blocks": blocks, "output_size": 256, "parameters": params, "calibration_seconds": seconds,
+    return {"num_blocks": blocks, "output_size": 256, "input_layer": conf["encoder_conf"].get("input_layer"),
+            "parameters": params, "calibration_seconds": seconds,
             "calibration_decodes": 1 + len(s2t.calibration_points) * 2,
             "calibration_wall_s": s2t.calibration_seconds_taken, "load_wall_s": load}
 

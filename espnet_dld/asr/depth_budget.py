@@ -64,9 +64,11 @@ class CostModel:
     ``overhead`` is the per-call cost, ``base`` the depth-independent cost per
     audio second (front end, CTC/beam search), ``per_block`` what each encoder
     block adds.  ``load`` (1 at calibration) follows the ratio of measured to
-    predicted time of the utterances decoded since: it rises fast when they
-    are slower than predicted (``attack``) and falls back slowly (``release``),
-    so a competing process is noticed within an utterance or two.
+    predicted time of the utterances decoded since: a slower utterance sets
+    it at once (``attack`` 1) and it falls back slowly (``release``), so a
+    competing process is noticed after one slow utterance, and the estimate
+    sits near the slow end of the spread between utterances, which is what a
+    share of utterances within the budget needs.
     """
 
     num_layers: int
@@ -74,7 +76,7 @@ class CostModel:
     base: float
     per_block: float
     load: float = 1.0
-    attack: float = 0.7
+    attack: float = 1.0
     release: float = 0.2
 
     @classmethod

@@ -240,7 +240,8 @@ class Speech2Text(espnet_inference.Speech2Text):
 
             def decode(depth: int, duration: float) -> None:
                 self.set_depth(depth)
-                espnet_inference.Speech2Text.__call__(self, inputs[duration])
+                with torch.no_grad():
+                    espnet_inference.Speech2Text.__call__(self, inputs[duration])
 
             start = self._clock()
             try:
@@ -520,12 +521,11 @@ def inference(
             raise ValueError(f"--depth {depth} repeats a depth")
         settings = [("depth", d, f"depth{d}") for d in depth]
     elif budget:
-        settings = [("budget", None, "")]  # the depth the budget set (max_wer_increase) or chooses per call
+        settings = []  # the depth the budget set (max_wer_increase) or chooses per call: decode_with_budget
     else:
         settings = [("depth", None, "")]
     for name, value, _ in settings:  # validate every depth before decoding any
-        if name != "budget":
-            speech2text.set_depth(**{name: value})
+        speech2text.set_depth(**{name: value})
     out_root = Path(kwargs["output_dir"])
     kwargs["key_file"] = screen_decoding_data(speech2text.audio_input, kwargs["data_path_and_name_and_type"],
                                               str(out_root), kwargs.get("key_file"), skip_bad_utts)
