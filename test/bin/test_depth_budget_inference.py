@@ -16,6 +16,7 @@ from espnet_dld.bin.asr_inference import main as asr_inference
 from espnet_dld.utils.checkpoint import file_sha256
 
 DECODE = dict(beam_size=1, ctc_weight=1.0, device="cpu")
+FAST = dict(DECODE, calibration_passes=1)  # the fake clock needs no second pass
 SECONDS_PER_BLOCK_FRAME = 1e-4
 
 
@@ -37,16 +38,31 @@ def after_encoder(hook):
     return register_module_forward_hook(module_hook)
 
 
-@pytest.fixture
-def clock():
+def work_clock():
+    """A WorkClock and the hook that drives it (remove it when done)."""
     clock = WorkClock()
 
     def advance(encoder, output):
         clock.now += clock.load * len(encoder.last_active_layers) * output[0].shape[1] * SECONDS_PER_BLOCK_FRAME
 
-    handle = after_encoder(advance)
+    return clock, after_encoder(advance)
+
+
+@pytest.fixture
+def clock():
+    clock, handle = work_clock()
     yield clock
     handle.remove()
+
+
+@pytest.fixture(scope="module")
+def probe(tiny_exp):
+    """One calibrated instance: the fake clock's cost model (the same for every instance)."""
+    clock, handle = work_clock()
+    try:
+        yield Speech2Text(*files(tiny_exp.exps["dld"]), rtf_budget=1.0, clock=clock, **FAST)
+    finally:
+        handle.remove()
 
 
 def files(exp):
@@ -61,15 +77,14 @@ def rtf_at(s2t, depth, duration=2.0):
     return s2t.depth_budget.cost.rtf(depth, duration)
 
 
-def test_latency_budget_calibrates_and_picks_the_deepest_fitting_depth(tiny_exp, clock):
+def test_latency_budget_calibrates_and_picks_the_deepest_fitting_depth(tiny_exp, probe, clock):
     cfg, pth = files(tiny_exp.exps["dld"])
-    probe = Speech2Text(cfg, pth, rtf_budget=1.0, clock=clock, **DECODE)
     cost = probe.depth_budget.cost
     assert cost.per_block > 0 and cost.overhead < 1e-6 * cost.per_block  # all time is block work here
     assert len(probe.calibration_points) == 2 * 4 and probe.timing.calls == 0  # calibration is not counted
     enter = probe.depth_budget.enter_rtf / probe.depth_budget.rtf_budget
     budget = rtf_at(probe, 2) / enter * 1.001  # just above depth 2's cost: 2 fits, 3 does not
-    s2t = Speech2Text(cfg, pth, rtf_budget=budget, clock=clock, **DECODE)
+    s2t = Speech2Text(cfg, pth, rtf_budget=budget, clock=clock, **FAST)
     assert s2t.depth_budget.depth == 2 and s2t.active_layers == uniform_layers(4, 2)
     speech = waves(tiny_exp)[0]
     s2t(speech)
@@ -77,14 +92,14 @@ def test_latency_budget_calibrates_and_picks_the_deepest_fitting_depth(tiny_exp,
     s2t(speech, depth=4)  # a call's depth overrides the budget...
     assert s2t.last_depth == 4 and s2t.active_layers == [1, 3]  # ...for that call only
     assert [r.budget_depth for r in s2t.depth_budget.history] == [2, None]
-    assert Speech2Text(cfg, pth, rtf_budget=budget * 0.99, clock=clock, **DECODE).depth_budget.depth == 1
+    s2t.depth_budget.rtf_budget = budget * 0.99
+    assert s2t.depth_budget.choose() == 1
 
 
-def test_adaptive_budget_follows_the_load(tiny_exp, clock):
+def test_adaptive_budget_follows_the_load(tiny_exp, probe, clock):
     cfg, pth = files(tiny_exp.exps["dld"])
-    probe = Speech2Text(cfg, pth, rtf_budget=1.0, clock=clock, **DECODE)
     budget = rtf_at(probe, 4) * 1.02 / (0.95 * 0.9)  # full depth fits, with a little room
-    s2t = Speech2Text(cfg, pth, rtf_budget=budget, adaptive=True, min_depth=2, clock=clock, **DECODE)
+    s2t = Speech2Text(cfg, pth, rtf_budget=budget, adaptive=True, min_depth=2, clock=clock, **FAST)
     speech = waves(tiny_exp)[1]
     assert s2t.depth_budget.depth == 4
     depths = []
@@ -100,8 +115,8 @@ def test_adaptive_budget_follows_the_load(tiny_exp, clock):
 def test_unmeetable_budget_uses_min_depth_or_raises_when_strict(tiny_exp, clock, caplog):
     cfg, pth = files(tiny_exp.exps["dld"])
     with pytest.raises(BudgetUnmeetableError, match="rtf_budget 1e-09 cannot be met"):
-        Speech2Text(cfg, pth, rtf_budget=1e-9, strict=True, clock=clock, **DECODE)
-    s2t = Speech2Text(cfg, pth, rtf_budget=1e-9, min_depth=2, clock=clock, **DECODE)
+        Speech2Text(cfg, pth, rtf_budget=1e-9, strict=True, clock=clock, **FAST)
+    s2t = Speech2Text(cfg, pth, rtf_budget=1e-9, min_depth=2, clock=clock, **FAST)
     assert s2t.active_layers == uniform_layers(4, 2)
     assert sum("cannot be met" in r.getMessage() for r in caplog.records) == 1
 
@@ -121,7 +136,7 @@ def test_budget_options_that_cannot_work_are_refused(tiny_exp):
 
 def test_concurrent_calls_at_their_own_depths_with_a_budget(tiny_exp, clock):
     cfg, pth = files(tiny_exp.exps["dld"])
-    s2t = Speech2Text(cfg, pth, rtf_budget=1e9, clock=clock, **DECODE)  # the budget's depth: 4
+    s2t = Speech2Text(cfg, pth, rtf_budget=1e9, clock=clock, **FAST)  # the budget's depth: 4
     speeches = waves(tiny_exp)[:4]
     reference = {(i, d): s2t(s, depth=d)[0][2] for i, s in enumerate(speeches) for d in (1, 2, 3, 4)}
     ran = []  # (thread, blocks) of every encoder pass
@@ -186,7 +201,7 @@ def test_accuracy_budget_reads_the_table_packed_with_the_model(tiny_exp, tmp_pat
     s2t = Speech2Text.from_pretrained(str(packed), max_wer_increase=0.10, **DECODE)
     assert s2t.depth_table["dev_set"] == "dev" and s2t.active_layers == uniform_layers(4, 2)  # 33 <= 1.1 * 30
     assert Speech2Text.from_pretrained(str(packed), max_wer_increase=0.05, **DECODE).active_layers == [0, 2, 3]
-    both = Speech2Text.from_pretrained(str(packed), max_wer_increase=0.05, rtf_budget=1e-9, **DECODE)
+    both = Speech2Text.from_pretrained(str(packed), max_wer_increase=0.05, rtf_budget=1e-9, **FAST)
     assert both.depth_budget.min_depth == 3 and both.active_layers == [0, 2, 3]  # the WER floor holds
     write_table(exp, exp / pth.name, {1: 60.0, 4: 30.0}, layers=lambda n, d: list(range(d)))
     with pytest.raises(ValueError, match=r"measured depth 1 with blocks \[0\], but this decoder runs blocks \[3\]"):
@@ -196,7 +211,7 @@ def test_accuracy_budget_reads_the_table_packed_with_the_model(tiny_exp, tmp_pat
 def test_cli_writes_the_depth_of_every_utterance(tiny_exp, tmp_path, capsys):
     cfg, pth = files(tiny_exp.exps["dld"])
     common = ["--asr_train_config", str(cfg), "--asr_model_file", str(pth), "--ngpu", "0", "--ctc_weight", "1.0",
-              "--beam_size", "1", "--data_path_and_name_and_type", f"{tiny_exp.data}/wav.scp,speech,sound"]
+              "--beam_size", "1", "--calibration_passes", "1", "--data_path_and_name_and_type", f"{tiny_exp.data}/wav.scp,speech,sound"]
     keys = sorted(line.split()[0] for line in (tiny_exp.data / "wav.scp").read_text().splitlines())
     out = tmp_path / "roomy"
     assert asr_inference(common + ["--output_dir", str(out), "--rtf_budget", "1000", "--adaptive", "true"]) == 0
