@@ -210,14 +210,18 @@ def main() -> None:
     load_at = len(utts) // 2
     competitor = Competitor(args.core)
     passes, results = {}, {}
+    load_average = {"start": os.getloadavg()}
     for mode in MODES:
         s2t, depth = instances[mode]
         s2t(utts[0][1], depth=depth)  # warm-up
+        initial = s2t.depth_budget.depth if s2t.depth_budget is not None else n
         passes[mode] = decode_pass(s2t, utts, load_at, competitor, depth)
         results[mode] = summarise(passes[mode], budget, refs)
+        results[mode]["depth_chosen_at_load"] = initial
         if s2t.depth_budget is not None:
-            results[mode]["calibrated_depth"] = s2t.depth_budget.choose() if mode == "fixed" else None
+            results[mode]["calibration_wall_s"] = s2t.calibration_seconds_taken
             results[mode]["cost_model_after"] = s2t.depth_budget.cost.as_dict()
+    load_average["end"] = os.getloadavg()
     print(f"\n| pass | within budget before load | after load | mean depth (before/after) | WER (%) |")
     print("|---|---|---|---|---|")
     for mode in MODES:
@@ -240,7 +244,7 @@ def main() -> None:
     write_json(args.json, {
         "model": str(args.model), "wav_scp": str(args.wav_scp), "utterances": len(utts), "repeat": args.repeat,
         "mean_duration_s": mean_dur, "threads": args.threads, "competitor_core": args.core, "load_at": load_at,
-        "note": args.note, "num_blocks": n, "calibrated_rtf": {"depth1": rtf1, f"depth{n}": rtfn},
+        "note": args.note, "load_average_1_5_15min": load_average, "num_blocks": n, "calibrated_rtf": {"depth1": rtf1, f"depth{n}": rtfn},
         "calibration_wall_s": probe.calibration_seconds_taken, "rtf_budget": budget,
         "budget_point": None if args.rtf_budget else args.budget_point, "results": results,
         "target_adaptive_within_after_0.95": target, "calibration_12_blocks": calib,
