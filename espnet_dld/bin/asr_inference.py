@@ -19,6 +19,14 @@ A depth profile (``depth_profile.yaml``, measured by
 ``espnet_dld.bin.depth_profile``) beside the model file, or given with
 ``--depth_profile``, is used by default: the blocks of depth k are then
 ``profile[k]`` (policy ``profile``); ``--depth_policy`` overrides.
+
+Instead of a depth the user may give a budget (docs/depth_budget.md):
+``--rtf_budget R`` decodes at the deepest depth whose real-time factor on
+this host fits R (``--adaptive true``: re-chosen per utterance as the load
+changes, never below ``--min_depth``); ``--max_wer_increase X`` at the
+cheapest depth whose dev WER (the table the recipe packs with the model) is
+within X relative of full depth's.  The depth of every utterance is then
+written to ``<output_dir>/depth`` (``key depth`` lines).
 """
 from __future__ import annotations
 
@@ -43,6 +51,8 @@ with quiet_espnet_imports():
     from espnet2.utils.types import str2bool
 
 from espnet_dld.asr.ctc_greedy_search import CTCGreedySearch  # noqa: E402
+from espnet_dld.asr.depth_budget import Clock, DepthBudget, calibrate, cheapest_within_wer  # noqa: E402
+from espnet_dld.asr.depth_table import TABLE_HOWTO, find_depth_table, read_depth_table, table_wers  # noqa: E402
 from espnet_dld.asr.encoder.depth_profile_file import apply_depth_profile  # noqa: E402
 from espnet_dld.asr.encoder.layer_gating import DEPTH_POLICIES  # noqa: E402
 from espnet_dld.asr.trained_model import rebuilding_trained_model, trained_model_files  # noqa: E402
@@ -91,6 +101,21 @@ class Speech2Text(espnet_inference.Speech2Text):
     depth under a lock that ``set_depth`` takes too; a call never sees the
     depth of another call.  Calls are serialised (the beam search and the
     timing counters are per-instance state as well).
+
+    Budgets instead of a depth (docs/depth_budget.md): ``rtf_budget=R``
+    calibrates a cost model at load (``calibration_passes`` decodes of
+    generated input of ``calibration_seconds`` and half that, per depth) and
+    decodes each call without ``depth=`` at the deepest depth predicted to fit
+    the real-time factor R; ``adaptive=True`` re-chooses it per utterance
+    from the measured load, with hysteresis, never below ``min_depth``.  A
+    budget no depth meets decodes at ``min_depth`` with one warning, or with
+    ``strict=True`` raises :class:`~espnet_dld.asr.depth_budget.BudgetUnmeetableError`.
+    ``max_wer_increase=X`` picks the cheapest depth whose dev WER in the
+    packed ``depth_table.yaml`` (or ``depth_table``) is within X (relative)
+    of full depth's; with ``rtf_budget`` too, that depth is the floor.
+    ``last_depth`` is the depth of this thread's latest call; ``depth=`` in
+    a call still overrides any budget.  ``clock`` (seconds, monotonic) is
+    injectable for tests.
     """
 
     def __init__(
@@ -102,6 +127,15 @@ class Speech2Text(espnet_inference.Speech2Text):
         ctc_greedy: bool = False,
         depth_profile: Union[Path, str, None] = None,
         depth_policy: Optional[str] = None,
+        rtf_budget: Optional[float] = None,
+        adaptive: bool = False,
+        min_depth: int = 1,
+        max_wer_increase: Optional[float] = None,
+        strict: bool = False,
+        depth_table: Union[Path, str, None] = None,
+        calibration_seconds: float = 2.0,
+        calibration_passes: int = 2,
+        clock: Clock = time.perf_counter,
         **kwargs: Any,
     ):
         if kwargs.get("quantize_asr_model"):
@@ -124,12 +158,111 @@ class Speech2Text(espnet_inference.Speech2Text):
             self.beam_search = CTCGreedySearch(self.asr_model.ctc, self.asr_model.sos, self.asr_model.eos,
                                                getattr(self.asr_model, "blank_id", 0))
         self.audio_input = ModelAudioInput.for_model(self.asr_model, self.asr_train_args, self.device, self.dtype)
-        self.timing = DecodeTiming(self.asr_model.encoder)
+        self._clock = clock
+        self.timing = DecodeTiming(self.asr_model.encoder, clock)
         self._lock = threading.RLock()
+        self._last = threading.local()
         _, self.depth_profile_path = apply_depth_profile(
             self.asr_model.encoder, asr_model_file, depth_profile=depth_profile, depth_policy=depth_policy
         )
         self.set_depth(depth, layers)
+        self.depth_table_path = find_depth_table(asr_model_file, depth_table) if self.num_layers else None
+        self.depth_table = (read_depth_table(self.depth_table_path, self.num_layers, asr_model_file)
+                            if self.depth_table_path is not None else None)
+        self.depth_budget: Optional[DepthBudget] = None
+        self._setup_budgets(depth, layers, rtf_budget, adaptive, min_depth, max_wer_increase, strict,
+                            calibration_seconds, calibration_passes)
+
+    # -- budgets -----------------------------------------------------------
+    def _setup_budgets(self, depth, layers, rtf_budget, adaptive, min_depth, max_wer_increase, strict,
+                       calibration_seconds, calibration_passes) -> None:
+        if rtf_budget is None and max_wer_increase is None:
+            if adaptive or min_depth != 1 or strict:
+                raise ValueError(f"adaptive={adaptive} min_depth={min_depth} strict={strict} only apply with "
+                                 "rtf_budget (or min_depth/strict with max_wer_increase)")
+            return
+        if adaptive and rtf_budget is None:
+            raise ValueError("adaptive=True needs rtf_budget (the latency budget it holds)")
+        if self.num_layers is None:
+            raise ValueError(f"rtf_budget={rtf_budget!r} max_wer_increase={max_wer_increase!r}: the encoder "
+                             f"{type(self.asr_model.encoder).__name__} of this model is static; depth budgets need "
+                             "a dld_* encoder")
+        if depth is not None or layers is not None:
+            raise ValueError(f"depth={depth!r} layers={layers!r} and a budget (rtf_budget/max_wer_increase) both "
+                             "choose the depth: give one (a call's depth= still overrides the budget)")
+        floor = min_depth
+        if max_wer_increase is not None:
+            floor = self.depth_for_wer_increase(max_wer_increase, min_depth)
+        if rtf_budget is None:
+            self.set_depth(floor)
+            return
+        cost = self.calibrate_cost(calibration_seconds, calibration_passes)
+        self.depth_budget = DepthBudget(cost, rtf_budget, adaptive=adaptive, min_depth=floor, strict=strict,
+                                        typical_duration=calibration_seconds)
+        self.set_depth(self.depth_budget.depth)
+        logger.info("rtf_budget %g: depth %d of %d (adaptive %s)", rtf_budget, self.depth_budget.depth,
+                    self.num_layers, adaptive)
+
+    def depth_for_wer_increase(self, max_wer_increase: float, min_depth: int = 1) -> int:
+        """The cheapest depth (>= ``min_depth``) whose dev WER in the packed
+        depth table is within ``max_wer_increase`` (relative) of full depth's."""
+        if self.depth_table is None:
+            raise ValueError(f"max_wer_increase={max_wer_increase!r} needs the model's per-depth dev table, and "
+                             f"this model has none; {TABLE_HOWTO}")
+        where = f"depth table {self.depth_table_path}"
+        for d, row in self.depth_table["depths"].items():  # measured with other blocks? then it says nothing
+            measured, now = row.get("active_layers"), self.asr_model.encoder.layers_for(d)
+            if measured is not None and list(measured) != now:
+                raise ValueError(f"{where} measured depth {d} with blocks {list(measured)}, but this decoder runs "
+                                 f"blocks {now} at depth {d} (depth policy {self.depth_policy}): decode with the "
+                                 "policy/profile the table was measured with, or remeasure it (stages 13-15)")
+        return cheapest_within_wer(table_wers(self.depth_table), self.num_layers, max_wer_increase, min_depth, where)
+
+    def _generated_input(self, seconds: float) -> np.ndarray:
+        """Low-level noise (or random features) of ``seconds``, for calibration."""
+        rng = np.random.default_rng(0)
+        if self.audio_input.feature_input:
+            return rng.standard_normal((max(1, int(seconds * FEATURE_FRAME_RATE)),
+                                        self.asr_train_args.input_size)).astype(np.float32)
+        return (0.05 * rng.standard_normal(int(seconds * self.sample_rate))).astype(np.float32)
+
+    def calibrate_cost(self, seconds: float = 2.0, passes: int = 2):
+        """Fit the cost model of this host: ``passes`` decodes per depth of
+        generated input of ``seconds`` and ``seconds / 2`` (see
+        :func:`espnet_dld.asr.depth_budget.calibrate`).  The instance's depth is kept."""
+        inputs = {d: self._generated_input(d) for d in (float(seconds), seconds / 2.0)}
+        short = len(inputs[seconds / 2.0])
+        if not self.audio_input.feature_input and self.min_samples and short < self.min_samples:
+            raise ValueError(f"calibration_seconds={seconds}: half of it ({short} samples) is shorter than this "
+                             f"model can decode ({self.min_samples} samples); give a longer calibration_seconds")
+        with self._lock:
+            previous = self._previous_layers()
+
+            def decode(depth: int, duration: float) -> None:
+                self.set_depth(depth)
+                with torch.no_grad():
+                    espnet_inference.Speech2Text.__call__(self, inputs[duration])
+
+            start = self._clock()
+            try:
+                cost, points = calibrate(decode, self.num_layers, list(inputs), passes, self._clock)
+            finally:
+                self.set_depth(layers=previous)
+            self.calibration_seconds_taken = self._clock() - start
+            self.calibration_points = points
+            self.timing.reset()
+        logger.info("depth cost calibration: %d decodes in %.2f s; %s", len(points) * passes + 1,
+                    self.calibration_seconds_taken, cost.as_dict())
+        return cost
+
+    def _duration(self, speech: np.ndarray) -> float:
+        rate = FEATURE_FRAME_RATE if self.audio_input.feature_input else self.sample_rate
+        return speech.shape[0] / rate
+
+    @property
+    def last_depth(self) -> Optional[int]:
+        """The encoder depth of this thread's latest call (None before any)."""
+        return getattr(self._last, "depth", None)
 
     @property
     def sample_rate(self) -> int:
@@ -167,7 +300,8 @@ class Speech2Text(espnet_inference.Speech2Text):
             return encoder.set_depth_policy(depth_policy)
 
     def set_depth(self, depth: Optional[int] = None, layers: Optional[Sequence[int]] = None) -> Optional[List[int]]:
-        """Decode with ``depth`` blocks (or exactly ``layers``) from now on."""
+        """Decode with ``depth`` blocks (or exactly ``layers``) from now on
+        (a latency budget, if any, still chooses the depth of calls without ``depth=``)."""
         encoder = self.asr_model.encoder
         if hasattr(encoder, "set_depth"):
             with self._lock:
@@ -191,26 +325,45 @@ class Speech2Text(espnet_inference.Speech2Text):
         model's rate); ``depth``/``layers`` apply to this call only
         (the instance's depth is restored afterwards), so threads decoding at
         different depths do not race on the encoder's depth.  Neither given:
-        the instance's depth (``set_depth``); all blocks: ``depth=num_layers``."""
+        the instance's depth (``set_depth``), or with ``rtf_budget`` the
+        budget's; all blocks: ``depth=num_layers``.  ``last_depth`` then holds
+        the depth this call ran."""
         speech = self.audio_input.prepare(speech, fs)
         with self._lock:
+            self._last.depth = None
+            budget_depth = None
+            duration = self._duration(speech)
+            if depth is None and layers is None and self.depth_budget is not None:
+                depth = budget_depth = self.depth_budget.depth_for(duration)
             if depth is None and layers is None:
-                return self._decode(speech)
-            previous = self.active_layers
-            if previous == list(range(self.num_layers or 0)):
-                previous = None  # all blocks
-            self.set_depth(depth, layers)
-            try:
-                return self._decode(speech)
-            finally:
-                self.set_depth(layers=previous)
+                results, seconds = self._decode(speech)
+            else:
+                previous = self._previous_layers()
+                self.set_depth(depth, layers)
+                try:
+                    results, seconds = self._decode(speech)
+                finally:
+                    self.set_depth(layers=previous)
+            if self.depth_budget is not None:
+                self.depth_budget.observe(self._last.depth, duration, seconds, budget_depth)
+            return results
+
+    def _previous_layers(self) -> Optional[List[int]]:
+        """The instance's blocks, to restore after a call at another depth (None: all)."""
+        previous = self.active_layers
+        return None if previous == list(range(self.num_layers or 0)) else previous
 
     def _decode(self, speech: np.ndarray):
-        start = time.perf_counter()
+        """ESPnet's decoding of ``speech``; returns (results, seconds)."""
+        active = self.active_layers
+        start = self._clock()
         try:
-            return super().__call__(speech)
+            results = super().__call__(speech)
         finally:
-            self.timing.add_call(time.perf_counter() - start, int(speech.shape[0]))
+            seconds = self._clock() - start
+            self.timing.add_call(seconds, int(speech.shape[0]))
+        self._last.depth = len(active) if active is not None else None
+        return results, seconds
 
     @classmethod
     def from_pretrained(
@@ -226,11 +379,16 @@ class Speech2Text(espnet_inference.Speech2Text):
         return cls(depth=depth, layers=layers, **kwargs)
 
 
+#: frames per second of a feature-input model's input (the recipes' fbank: 10 ms shift)
+FEATURE_FRAME_RATE = 100
+
+
 class DecodeTiming:
     """Wall-clock of whole decoding calls and of the encoder inside them."""
 
-    def __init__(self, encoder: torch.nn.Module):
+    def __init__(self, encoder: torch.nn.Module, clock: Clock = time.perf_counter):
         self.reset()
+        self._clock = clock
         self._start = None
         if encoder is not None:
             encoder.register_forward_pre_hook(self._enc_start)
@@ -240,11 +398,11 @@ class DecodeTiming:
         self.calls, self.samples, self.decode_seconds, self.encoder_seconds = 0, 0, 0.0, 0.0
 
     def _enc_start(self, module, args):
-        self._start = time.perf_counter()
+        self._start = self._clock()
 
     def _enc_end(self, module, args, output):
         if self._start is not None:
-            self.encoder_seconds += time.perf_counter() - self._start
+            self.encoder_seconds += self._clock() - self._start
             self._start = None
 
     def add_call(self, seconds: float, samples: int) -> None:
@@ -262,22 +420,38 @@ class DecodeTiming:
 
 
 @contextlib.contextmanager
-def _espnet_loop_uses(speech2text: Speech2Text):
+def _espnet_loop_uses(speech2text: Speech2Text, depths: Optional[Dict[str, int]] = None):
     """Let ESPnet's own ``inference()`` loop (data loading, n-best writing,
     short-utterance handling) decode with an already built model: its module
-    global ``Speech2Text`` is swapped for this instance while it runs."""
+    global ``Speech2Text`` is swapped for this instance while it runs.  With
+    ``depths``, the depth each utterance was decoded at is put there by key
+    (its data iterator is wrapped: ESPnet does not pass keys to the model)."""
 
     class _Prebuilt:
         @staticmethod
         def from_pretrained(**_ignored):
             return speech2text
 
+    original_task = espnet_inference.ASRTask
+
+    class _KeyedTask(original_task):
+        @classmethod
+        def build_streaming_iterator(cls, *args, **kwargs):
+            for keys, batch in original_task.build_streaming_iterator(*args, **kwargs):
+                speech2text._last.depth = None
+                yield keys, batch  # ESPnet decodes it (batch size 1) before asking for the next
+                if speech2text.last_depth is not None:
+                    depths[keys[0]] = speech2text.last_depth
+
     original = espnet_inference.Speech2Text
     espnet_inference.Speech2Text = _Prebuilt
+    if depths is not None:
+        espnet_inference.ASRTask = _KeyedTask
     try:
         yield
     finally:
         espnet_inference.Speech2Text = original
+        espnet_inference.ASRTask = original_task
 
 
 _S2T_OPTIONS = (
@@ -296,12 +470,25 @@ def inference(
     depth_profile: Optional[str] = None,
     depth_policy: Optional[str] = None,
     skip_bad_utts: bool = False,
+    rtf_budget: Optional[float] = None,
+    adaptive: bool = False,
+    min_depth: int = 1,
+    max_wer_increase: Optional[float] = None,
+    strict_budget: bool = False,
+    depth_table: Optional[str] = None,
+    calibration_seconds: float = 2.0,
+    calibration_passes: int = 2,
     **kwargs: Any,
 ) -> None:
-    """Decode the data once per requested depth with one loaded model;
-    every recording is checked first (``--skip_bad_utts``)."""
+    """Decode the data once per requested depth with one loaded model, or
+    once at the depth(s) a budget chooses; every recording is checked first
+    (``--skip_bad_utts``)."""
     if depth and depth_layers:
         raise ValueError("give --depth or --depth_layers, not both")
+    budget = rtf_budget is not None or max_wer_increase is not None
+    if budget and (depth or depth_layers):
+        raise ValueError("--rtf_budget/--max_wer_increase choose the depth themselves: leave out --depth and "
+                         "--depth_layers")
     logging.basicConfig(
         level=kwargs["log_level"], format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s"
     )
@@ -317,6 +504,14 @@ def inference(
         ctc_greedy=ctc_greedy,
         depth_profile=depth_profile,
         depth_policy=depth_policy,
+        rtf_budget=rtf_budget,
+        adaptive=adaptive,
+        min_depth=min_depth,
+        max_wer_increase=max_wer_increase,
+        strict=strict_budget,
+        depth_table=depth_table,
+        calibration_seconds=calibration_seconds,
+        calibration_passes=calibration_passes,
     )
     speech2text = Speech2Text.from_pretrained(**s2t_kwargs)
     if depth_layers:
@@ -325,6 +520,8 @@ def inference(
         if len(set(depth)) != len(depth):
             raise ValueError(f"--depth {depth} repeats a depth")
         settings = [("depth", d, f"depth{d}") for d in depth]
+    elif budget:
+        settings = []  # the depth the budget set (max_wer_increase) or chooses per call: decode_with_budget
     else:
         settings = [("depth", None, "")]
     for name, value, _ in settings:  # validate every depth before decoding any
@@ -332,6 +529,9 @@ def inference(
     out_root = Path(kwargs["output_dir"])
     kwargs["key_file"] = screen_decoding_data(speech2text.audio_input, kwargs["data_path_and_name_and_type"],
                                               str(out_root), kwargs.get("key_file"), skip_bad_utts)
+    if budget:
+        decode_with_budget(speech2text, out_root, kwargs)
+        return
     for name, value, subdir in settings:
         active = speech2text.set_depth(**{name: value})
         out_dir = out_root / subdir if subdir else out_root
@@ -346,6 +546,30 @@ def inference(
                  "depth_profile": str(speech2text.depth_profile_path) if policy == "profile" else None,
                  **speech2text.timing.as_dict()}
         write_text_atomic(out_dir / "decode_stats.json", json.dumps(stats, indent=1) + "\n")
+
+
+def decode_with_budget(speech2text: Speech2Text, out_dir: Path, kwargs: Dict[str, Any]) -> None:
+    """One decoding pass, each utterance at the depth the budget chooses;
+    ``<out_dir>/depth`` gets ``key depth`` lines and ``decode_stats.json``
+    the budget and how often each depth ran."""
+    depths: Dict[str, int] = {}
+    speech2text.timing.reset()
+    with _espnet_loop_uses(speech2text, depths):
+        espnet_inference.inference(**{**kwargs, "output_dir": str(out_dir)})
+    write_text_atomic(out_dir / "depth", "".join(f"{k} {d}\n" for k, d in sorted(depths.items())))
+    budget = speech2text.depth_budget
+    counts = {d: list(depths.values()).count(d) for d in sorted(set(depths.values()))}
+    fixed = budget is None  # max_wer_increase alone: one depth for all
+    stats = {"depth": len(speech2text.active_layers) if fixed else None,
+             "active_layers": speech2text.active_layers if fixed else None,
+             "depth_policy": speech2text.depth_policy,
+             "depth_budget": budget.as_dict() if budget is not None else None,
+             "depth_table": str(speech2text.depth_table_path) if speech2text.depth_table_path else None,
+             "depth_counts": counts,
+             "mean_depth": round(sum(depths.values()) / len(depths), 4) if depths else None,
+             **speech2text.timing.as_dict()}
+    write_text_atomic(out_dir / "decode_stats.json", json.dumps(stats, indent=1) + "\n")
+    logger.info("depth per utterance: %s (counts %s)", out_dir / "depth", counts)
 
 
 def get_parser():
@@ -380,6 +604,46 @@ def get_parser():
         help="every recording is checked before decoding (readable, mono, at the model's rate, long enough, "
         "no NaN/Inf); bad ones stop the run with their key and path, or with this option are skipped; "
         "either way they are listed in <output_dir>/bad_utts.txt",
+    )
+    group = parser.add_argument_group("Depth budgets (docs/depth_budget.md)")
+    group.add_argument(
+        "--rtf_budget", type=float, default=None,
+        help="decode at the deepest depth whose real-time factor (decoding seconds per audio second) on this host "
+        "fits this budget, from a cost model calibrated at load; the depth of each utterance goes to "
+        "<output_dir>/depth",
+    )
+    group.add_argument(
+        "--adaptive", type=str2bool, default=False,
+        help="with --rtf_budget: re-choose the depth per utterance from the measured load (down at once when "
+        "utterances exceed the budget, up with hysteresis when there is room)",
+    )
+    group.add_argument(
+        "--min_depth", type=int, default=1,
+        help="the budgets never choose fewer blocks than this",
+    )
+    group.add_argument(
+        "--max_wer_increase", type=float, default=None,
+        help="decode at the cheapest depth whose dev WER (the per-depth table packed with the model by the "
+        "recipe's stage 15) is within this relative increase of full depth's, e.g. 0.10; with --rtf_budget it "
+        "is the lowest depth the latency budget may choose",
+    )
+    group.add_argument(
+        "--strict_budget", type=str2bool, default=False,
+        help="a latency budget no depth >= --min_depth meets stops with an error (default: decode at "
+        "--min_depth and warn once)",
+    )
+    group.add_argument(
+        "--depth_table", type=str, default=None,
+        help="per-depth dev table YAML (default: depth_table.yaml beside --asr_model_file, as packed)",
+    )
+    group.add_argument(
+        "--calibration_seconds", type=float, default=2.0,
+        help="length of the generated input the cost model is calibrated on (and half of it): a typical "
+        "utterance length",
+    )
+    group.add_argument(
+        "--calibration_passes", type=int, default=2,
+        help="timed decodes per depth and length in the calibration (the fastest counts)",
     )
     return parser
 

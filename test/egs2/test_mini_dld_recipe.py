@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,12 @@ def test_all_stages_produce_their_outputs(mini):
     assert "| depth |" in results and "wer_rtf_test.png" in results
     assert (recipe / "exp/report/wer_rtf_test.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (recipe / "exp/asr_dld/asr_model_dld.zip").is_file()
+    table = yaml.safe_load((recipe / "exp/asr_dld/depth_table.yaml").read_text())  # stage 15, packed with it
+    assert table["dev_set"] == "dev" and sorted(table["depths"]) == [1, 6]  # the valid set, decoded in 13
+    assert (recipe / "exp/asr_dld/decode_ctc_greedy/dev/depth6/score/score.json").is_file()
+    assert not (recipe / "exp/asr_ld/decode_ctc_greedy/dev").exists()  # only the DLD student's table
+    with zipfile.ZipFile(recipe / "exp/asr_dld/asr_model_dld.zip") as z:
+        assert any(n.endswith("asr_dld/depth_table.yaml") for n in z.namelist())
     assert "upload skipped" in r.stdout and "Successfully finished" in r.stdout
     assert "epoch results" in r.stdout  # training progress reaches the console
 
@@ -112,6 +119,7 @@ def test_bad_options_stop_before_any_work(tmp_path):
         (["--students", "ld kd"], "--students takes ld and/or dld, got 'kd'"),
         (["--depth_profile", "yes"], "--depth_profile must be true or false, got 'yes'"),
         (["--depth_profile_criterion", "cer"], "--depth_profile_criterion must be ctc_loss or wer, got 'cer'"),
+        (["--dev_table_set", "test"], "--dev_table_set test is one of --test_sets"),
         (["--no_such_option", "1"], "unknown option --no_such_option"),
     ):
         r = run_recipe(recipe, args, timeout=120)

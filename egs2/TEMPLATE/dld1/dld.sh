@@ -78,6 +78,8 @@ inference_args=
 inference_asr_model=valid.loss_ctc.ave.pth  # every config selects on the full-depth valid CTC loss
 depths=                 # depths to decode the students at; empty: 1..N
 report_dir=
+dev_table_set=          # dev data of the per-depth table packed with the model (stage 13 decodes it at every
+                        # depth, stage 15 packs WER/RTF per depth); empty: the valid set.  Never a test set.
 
 # Depth profile: which k blocks run at depth k, measured on the valid set (docs/depth_profile.md)
 depth_profile=false     # true: after training each student, measure ${expdir}/asr_<s>/depth_profile.yaml
@@ -106,9 +108,10 @@ Stages:
   12 student training: LD baseline and/or DLD student (--students); with --teacher_posteriors cached the
      teacher's top-k CTC posteriors are first dumped to ${dumpdir}/teacher_posteriors/ (once); with
      --depth_profile true, each student's per-depth blocks measured on the valid set (depth_profile.yaml)
-  13 decoding at every depth in --depths, and scoring (WER/CER)
+  13 decoding at every depth in --depths, and scoring (WER/CER); the DLD student also on --dev_table_set
   14 report: RESULTS.md and a WER/RTF-against-depth plot
-  15 pack the DLD student for the ESPnet model zoo
+  15 pack the DLD student for the ESPnet model zoo, with its per-depth dev table (depth_table.yaml: WER and
+     RTF per depth on --dev_table_set, for Speech2Text(max_wer_increase=...))
   16 upload to the Hugging Face hub (skipped unless --skip_upload_hf false)
 
 Options (default in brackets):
@@ -126,7 +129,7 @@ Options (default in brackets):
   --teacher_posteriors online|cached (${teacher_posteriors}) --teacher_topk (${teacher_topk})
   --student_init scratch|teacher (${student_init})
   --inference_config --inference_args --inference_asr_model (${inference_asr_model})
-  --depths "1 2 ..." (all) --report_dir (${expdir}/report${exp_suffix})
+  --depths "1 2 ..." (all) --report_dir (${expdir}/report${exp_suffix}) --dev_table_set (the valid set)
   --depth_profile true|false (${depth_profile}) --depth_profile_criterion ctc_loss|wer (${depth_profile_criterion})
   --skip_upload_hf (${skip_upload_hf}) --hf_repo (${hf_repo})
 EOF
@@ -180,6 +183,14 @@ if [ -n "${depths}" ] && [ -n "${student_config}" ]; then
 fi
 
 [ -n "${report_dir}" ] || report_dir=${expdir}/report${exp_suffix}
+[ -n "${dev_table_set}" ] || dev_table_set=${valid_set}
+if [ "${dev_table_set}" != "${valid_set}" ]; then
+    for t in ${test_sets}; do
+        [ "$t" != "${dev_table_set}" ] || die "--dev_table_set ${dev_table_set} is one of --test_sets: the packed \
+per-depth table chooses the user's depth, so it must not be measured on test data; use the valid set \
+(${valid_set}, the default) or a held-out dev set"
+    done
+fi
 token_tag=${token_type}; [ "${token_type}" = bpe ] && token_tag=bpe_${bpemode}${nbpe}
 token_dir=data/token_list/${token_tag}
 token_list=${token_dir}/tokens.txt
@@ -465,8 +476,8 @@ if run_stage 12; then
     done
 fi
 
-decode_model() {  # decode_model NAME EXP_DIR DYNAMIC(true|false)
-    local name=$1 exp=$2 dynamic=$3
+decode_model() {  # decode_model NAME EXP_DIR DYNAMIC(true|false) [SETS (default: --test_sets)]
+    local name=$1 exp=$2 dynamic=$3 sets=${4:-${test_sets}}
     require "${exp}/${inference_asr_model}" "train ${name} first (stage 11/12)"
     local depth_opts="" all_depths=${depths} _opts=""
     if ${dynamic}; then
@@ -479,7 +490,7 @@ decode_model() {  # decode_model NAME EXP_DIR DYNAMIC(true|false)
         fi
     fi
     [ -n "${inference_config}" ] && _opts="--config ${inference_config}"
-    for dset in ${test_sets}; do
+    for dset in ${sets}; do
         local _data=${data_feats}/${dset} _dir=${exp}/${inference_tag}/${dset}
         local _logdir=${_dir}/logdir
         require "${_data}/${_scp}" "run stage 3 first"
@@ -516,7 +527,10 @@ if run_stage 13; then
     log "Stage 13: decoding (${inference_tag}) and scoring on ${test_sets}"
     decode_model teacher "${teacher_exp}" false
     for s in ${students}; do
-        decode_model "$s" "${expdir}/asr_${s}${exp_suffix}" true
+        _sets=${test_sets}
+        # the DLD student's per-depth dev table (stage 15) needs the dev set decoded at every depth too
+        [ "$s" = dld ] && [[ " ${test_sets} " != *" ${dev_table_set} "* ]] && _sets+=" ${dev_table_set}"
+        decode_model "$s" "${expdir}/asr_${s}${exp_suffix}" true "${_sets}"
     done
 fi
 
@@ -543,6 +557,15 @@ if run_stage 15; then
     for f in "${report_dir}"/RESULTS.md "${report_dir}"/*.png; do _opts+=" --option ${f}"; done
     # the measured blocks per depth travel with the model (Speech2Text finds them beside the model file)
     [ -f "${_exp}/depth_profile.yaml" ] && _opts+=" --option ${_exp}/depth_profile.yaml"
+    # and so does the per-depth dev table (WER/RTF per depth) that max_wer_increase chooses from
+    _devdir=${_exp}/${inference_tag}/${dev_table_set}
+    require "${_devdir}/.done" "run stage 13 first (it decodes the dev set ${dev_table_set} at every depth)"
+    ${python} pyscripts/make_depth_table.py --decode_dir "${_devdir}" --dev_set "${dev_table_set}" \
+        --num_blocks "$(num_blocks_of "${_exp}/config.yaml")" --input_rate "${input_rate}" \
+        --model_file "${_exp}/${inference_asr_model}" --inference_tag "${inference_tag}" \
+        --decode_threads "${decode_threads}" --out "${_exp}/depth_table.yaml" \
+        || die "writing the per-depth dev table ${_exp}/depth_table.yaml failed (see above)"
+    _opts+=" --option ${_exp}/depth_table.yaml"
     # shellcheck disable=SC2086
     ${python} -m espnet2.bin.pack asr --asr_train_config "${_exp}/config.yaml" \
         --asr_model_file "${_exp}/${inference_asr_model}" ${_opts} --outpath "${packed_model}.tmp.zip"

@@ -33,11 +33,9 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-import yaml
-
 from espnet_dld.asr.encoder.layer_gating import PROFILE_HOWTO, check_profile
-from espnet_dld.data.atomic import atomic_path
 from espnet_dld.utils.checkpoint import file_sha256
+from espnet_dld.utils.model_side_files import find_side_file, read_yaml_record, write_yaml_record
 
 logger = logging.getLogger(__name__)
 
@@ -54,21 +52,13 @@ def dump_depth_profile(path: PathLike, record: Dict[str, Any]) -> None:
     """Write ``record`` (see the module docstring) to ``path`` atomically,
     keys in the given order, lists of blocks on one line."""
     check_profile(record["profile"], record["num_blocks"])
-    text = yaml.safe_dump(record, sort_keys=False, default_flow_style=None, width=1000)
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    write_yaml_record(path, record)
 
 
 def read_depth_profile(path: PathLike, num_blocks: Optional[int] = None) -> Dict[str, Any]:
     """The whole record of a profile file, its ``profile`` checked (and with
     ``num_blocks`` given, checked against it); errors name the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"depth profile {path} does not exist; {PROFILE_HOWTO}")
-    try:
-        record = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ValueError(f"depth profile {path} is not valid YAML: {e}") from None
+    record = read_yaml_record(path, "depth profile", PROFILE_HOWTO)
     if not isinstance(record, dict) or "profile" not in record or "num_blocks" not in record:
         raise ValueError(f"depth profile {path} must be a mapping with 'num_blocks' and 'profile'")
     n = record["num_blocks"]
@@ -109,16 +99,7 @@ def load_depth_profile(
 def find_depth_profile(model_file: Optional[PathLike], depth_profile: Optional[PathLike] = None) -> Optional[Path]:
     """The profile to use: ``depth_profile`` if given (it must exist), else
     ``depth_profile.yaml`` beside ``model_file`` if there is one, else None."""
-    if depth_profile is not None:
-        path = Path(depth_profile)
-        if not path.is_file():
-            raise FileNotFoundError(f"depth profile {path} does not exist; {PROFILE_HOWTO}")
-        return path
-    if model_file is not None:
-        path = default_profile_path(model_file)
-        if path.is_file():
-            return path
-    return None
+    return find_side_file(model_file, depth_profile, PROFILE_FILE, "depth profile", PROFILE_HOWTO)
 
 
 def apply_depth_profile(

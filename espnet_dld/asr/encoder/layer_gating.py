@@ -392,6 +392,10 @@ class DynamicDepthMixin:
         blocks in ``layers`` outside training; ``None`` restores all blocks."""
         return self.encoders.gate.set_depth(depth=depth, layers=layers)
 
+    def layers_for(self, depth: int) -> List[int]:
+        """The blocks the current depth policy runs at ``depth`` (nothing is set)."""
+        return self.encoders.gate.layers_for(depth)
+
     def set_depth_policy(self, depth_policy: str) -> List[int]:
         """Choose the blocks of a depth by ``depth_policy`` (``uniform``,
         ``first`` or ``profile``) from now on, overriding the config's; a

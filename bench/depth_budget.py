@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""Holding a latency budget while the host gets busier: fixed full depth,
+fixed budget-chosen depth and the adaptive depth budget on a real test set.
+
+One process loads a packed DLD model (``Speech2Text.from_pretrained``) and
+decodes the test set three times, each utterance timed on its own:
+
+* ``full``: every block (no budget);
+* ``fixed``: ``rtf_budget=B``, the depth chosen once from the calibration;
+* ``adaptive``: ``rtf_budget=B, adaptive=True``.
+
+Halfway through each pass a competing process (a busy loop pinned to one
+core, started and stopped by this script) takes one of the cores.  The budget
+``B`` is set between the calibrated depth-1 and full-depth costs
+(``--budget_point``: 0 = depth 1's, 1 = full depth's RTF, at the test set's
+mean utterance length).  Reported per pass: the share of utterances whose RTF
+(call wall time / audio seconds) is within ``B`` before and after the load
+starts, the mean depth, the WER; ``--json`` holds them and the
+per-utterance RTF and depth that ``--png`` plots.
+
+    python bench/depth_budget.py --model egs2/fsdd_dld/asr1/exp/asr_dld_conv1d_seed0/asr_model_dld.zip \\
+        --wav_scp egs2/fsdd_dld/asr1/dump/raw/test/wav.scp --text egs2/fsdd_dld/asr1/dump/raw/test/text \\
+        --json bench/results/depth_budget_fsdd_dld.json --png bench/results/depth_budget_fsdd_dld.png
+
+``--calibration_blocks 12`` also times the calibration of a randomly
+initialised 12-block, d=256 conformer built from the model's config (how long
+loading with ``rtf_budget`` takes for a paper-sized encoder).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import soundfile as sf
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, fmt, save_figure, write_json  # noqa: E402
+
+sys.path.insert(0, str(REPO))
+
+MODES = ("full", "fixed", "adaptive")
+BUSY_LOOP = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True:\n    pass\n"
+
+
+def read_scp(path: Path) -> Dict[str, str]:
+    return dict(line.split(maxsplit=1) for line in path.read_text().splitlines() if line.strip())
+
+
+class Competitor:
+    """A busy loop on one core, at this process's priority (started and
+    stopped by us, by its process id)."""
+
+    def __init__(self, core: int):
+        self.core, self.proc = core, None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(self.core)])
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+
+
+def decode_pass(s2t, utts: List[Tuple[str, np.ndarray]], load_at: int, competitor: Competitor,
+                depth: Optional[int] = None) -> List[Dict]:
+    """Decode every utterance (timed one by one); the competitor runs from utterance ``load_at`` on."""
+    out = []
+    try:
+        for i, (key, speech) in enumerate(utts):
+            if i == load_at:
+                competitor.start()
+                time.sleep(0.3)  # let it get going
+            start = time.perf_counter()
+            result = s2t(speech, depth=depth)
+            seconds = time.perf_counter() - start
+            duration = len(speech) / s2t.sample_rate
+            out.append({"key": key, "loaded": i >= load_at, "depth": s2t.last_depth, "duration": duration,
+                        "seconds": seconds, "rtf": seconds / duration, "text": result[0][0]})
+    finally:
+        competitor.stop()
+    return out
+
+
+def wer(records: List[Dict], refs: Dict[str, str]) -> float:
+    from espnet_dld.utils.scoring import corpus_wer
+
+    keys = list(dict.fromkeys(r["key"] for r in records))  # --repeat decodes a key several times
+    last = {r["key"]: r["text"] for r in records}
+    return corpus_wer([refs[k] for k in keys], [last[k] for k in keys])
+
+
+def summarise(records: List[Dict], budget: float, refs: Dict[str, str]) -> Dict:
+    before = [r for r in records if not r["loaded"]]
+    after = [r for r in records if r["loaded"]]
+
+    def share(rs):
+        return sum(r["rtf"] <= budget for r in rs) / len(rs) if rs else None
+
+    return {"within_budget_before": share(before), "within_budget_after": share(after),
+            "mean_depth": statistics.fmean(r["depth"] for r in records),
+            "mean_depth_before": statistics.fmean(r["depth"] for r in before),
+            "mean_depth_after": statistics.fmean(r["depth"] for r in after),
+            "mean_rtf_before": statistics.fmean(r["rtf"] for r in before),
+            "mean_rtf_after": statistics.fmean(r["rtf"] for r in after),
+            "wer": wer(records, refs)}
+
+
+def calibration_time(config: Path, blocks: int, seconds: float) -> Dict:
+    """Load a randomly initialised ``blocks``-block, d=256 conformer from
+    ``config`` with ``rtf_budget`` and time its calibration."""
+    from espnet_dld import Speech2Text
+
+    conf = yaml.safe_load(config.read_text())
+    conf["encoder_conf"].update(num_blocks=blocks, output_size=256, attention_heads=4, linear_units=1024)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.yaml"
+        path.write_text(yaml.safe_dump(conf))
+        start = time.perf_counter()
+        s2t = Speech2Text(path, rtf_budget=1e9, ctc_greedy=True, calibration_seconds=seconds, device="cpu")
+        load = time.perf_counter() - start
+    params = sum(p.numel() for p in s2t.asr_model.parameters())
+    return {"num_blocks": blocks, "output_size": 256, "input_layer": conf["encoder_conf"].get("input_layer"),
+            "parameters": params, "calibration_seconds": seconds,
+            "calibration_decodes": 1 + len(s2t.calibration_points) * 2,
+            "calibration_wall_s": s2t.calibration_seconds_taken, "load_wall_s": load}
+
+
+def plot(passes: Dict[str, List[Dict]], budget: float, load_at: int, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_rtf, ax_depth) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
+    colors = {"full": "tab:red", "fixed": "tab:orange", "adaptive": "tab:blue"}
+    for mode, records in passes.items():
+        x = range(len(records))
+        ax_rtf.plot(x, [r["rtf"] for r in records], ".", ms=3, color=colors[mode], label=mode)
+        ax_depth.step(x, [r["depth"] for r in records], where="mid", color=colors[mode], label=mode)
+    for ax in (ax_rtf, ax_depth):
+        ax.axvline(load_at - 0.5, color="k", ls=":", lw=1)
+        ax.grid(alpha=0.3)
+    ax_rtf.axhline(budget, color="k", ls="--", lw=1, label=f"budget {budget:.4f}")
+    ax_rtf.set_yscale("log")
+    ax_rtf.set_ylabel("RTF per utterance")
+    ax_rtf.set_title(title, fontsize=10)
+    ax_rtf.legend(fontsize=8, loc="upper left")
+    ax_depth.set_ylabel("encoder depth")
+    ax_depth.set_xlabel("utterance (the competing process runs right of the dotted line)")
+    save_figure(fig, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, required=True, help="packed DLD model zip")
+    parser.add_argument("--wav_scp", type=Path, required=True)
+    parser.add_argument("--text", type=Path, required=True)
+    parser.add_argument("--budget_point", type=float, default=0.5,
+                        help="budget between depth 1's (0) and full depth's (1) calibrated RTF")
+    parser.add_argument("--rtf_budget", type=float, default=None, help="the budget itself (overrides --budget_point)")
+    parser.add_argument("--repeat", type=int, default=1, help="decode the test set this many times per pass")
+    parser.add_argument("--max_utts", type=int, default=None)
+    parser.add_argument("--core", type=int, default=1, help="the core the competing process takes")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads of the decoder")
+    parser.add_argument("--calibration_blocks", type=int, default=0,
+                        help="also time the calibration of a random conformer of this many blocks (d=256)")
+    parser.add_argument("--note", type=str, default=None, help="what else ran on the machine, for the JSON")
+    parser.add_argument("--json", type=str, default=None)
+    parser.add_argument("--png", type=Path, default=None)
+    args = parser.parse_args()
+
+    from espnet_dld import Speech2Text
+    from espnet_dld.utils.model_zoo import unpack_model
+
+    torch.set_num_threads(args.threads)
+    files = unpack_model(args.model)
+    refs = {k: v.strip() for k, v in read_scp(args.text).items()}
+    wavs = list(read_scp(args.wav_scp).items())[: args.max_utts]
+    full = Speech2Text(**files, ctc_greedy=True, device="cpu")
+    utts = [(key, full.audio_input.prepare(*sf.read(path, dtype="float32"))) for key, path in wavs]
+    utts = utts * args.repeat
+    mean_dur = statistics.fmean(len(s) / full.sample_rate for _, s in utts)
+    probe = Speech2Text(**files, ctc_greedy=True, device="cpu", rtf_budget=1e9, calibration_seconds=mean_dur)
+    cost = probe.depth_budget.cost
+    n = probe.num_layers
+    rtf1, rtfn = cost.rtf(1, mean_dur), cost.rtf(n, mean_dur)
+    budget = args.rtf_budget or rtf1 + args.budget_point * (rtfn - rtf1)
+    print(f"{len(utts)} utterances, mean {mean_dur:.2f} s; calibrated RTF depth 1 {rtf1:.4f}, depth {n} "
+          f"{rtfn:.4f} (calibration {probe.calibration_seconds_taken:.2f} s); budget {budget:.4f}")
+    instances = {
+        "full": (full, n),
+        "fixed": (Speech2Text(**files, ctc_greedy=True, device="cpu", rtf_budget=budget,
+                              calibration_seconds=mean_dur), None),
+        "adaptive": (Speech2Text(**files, ctc_greedy=True, device="cpu", rtf_budget=budget, adaptive=True,
+                                 calibration_seconds=mean_dur), None),
+    }
+    load_at = len(utts) // 2
+    competitor = Competitor(args.core)
+    passes, results = {}, {}
+    load_average = {"start": os.getloadavg()}
+    for mode in MODES:
+        s2t, depth = instances[mode]
+        s2t(utts[0][1], depth=depth)  # warm-up
+        initial = s2t.depth_budget.depth if s2t.depth_budget is not None else n
+        passes[mode] = decode_pass(s2t, utts, load_at, competitor, depth)
+        results[mode] = summarise(passes[mode], budget, refs)
+        results[mode]["depth_chosen_at_load"] = initial
+        if s2t.depth_budget is not None:
+            results[mode]["calibration_wall_s"] = s2t.calibration_seconds_taken
+            results[mode]["cost_model_after"] = s2t.depth_budget.cost.as_dict()
+    load_average["end"] = os.getloadavg()
+    print(f"\n| pass | within budget before load | after load | mean depth (before/after) | WER (%) |")
+    print("|---|---|---|---|---|")
+    for mode in MODES:
+        r = results[mode]
+        print(f"| {mode} | {100 * r['within_budget_before']:.1f} % | {100 * r['within_budget_after']:.1f} % | "
+              f"{fmt(r['mean_depth'])} ({fmt(r['mean_depth_before'])}/{fmt(r['mean_depth_after'])}) | "
+              f"{fmt(r['wer'])} |")
+    target = results["adaptive"]["within_budget_after"] >= 0.95
+    print(f"\nadaptive within budget after the load: {100 * results['adaptive']['within_budget_after']:.1f} % "
+          f"(target >= 95 %: {'met' if target else 'NOT met'})")
+    calib = None
+    if args.calibration_blocks:
+        calib = calibration_time(Path(files["asr_train_config"]), args.calibration_blocks, 2.0)
+        print(f"calibration of a random {calib['num_blocks']}-block d=256 conformer ({calib['parameters'] / 1e6:.1f} M "
+              f"parameters), {calib['calibration_decodes']} decodes of 2 s / 1 s input, {args.threads} threads: "
+              f"{calib['calibration_wall_s']:.2f} s")
+    if args.png:
+        plot(passes, budget, load_at, f"{args.model.name}: rtf_budget {budget:.4f}, competing process on core "
+             f"{args.core} from utterance {load_at}", args.png)
+    write_json(args.json, {
+        "model": str(args.model), "wav_scp": str(args.wav_scp), "utterances": len(utts), "repeat": args.repeat,
+        "mean_duration_s": mean_dur, "threads": args.threads, "competitor_core": args.core, "load_at": load_at,
+        "note": args.note, "load_average_1_5_15min": load_average, "num_blocks": n, "calibrated_rtf": {"depth1": rtf1, f"depth{n}": rtfn},
+        "calibration_wall_s": probe.calibration_seconds_taken, "rtf_budget": budget,
+        "budget_point": None if args.rtf_budget else args.budget_point, "results": results,
+        "target_adaptive_within_after_0.95": target, "calibration_12_blocks": calib,
+        "per_utterance": {m: [{k: r[k] for k in ("depth", "rtf", "loaded")} for r in passes[m]] for m in MODES},
+    })
+
+
+if __name__ == "__main__":
+    main()

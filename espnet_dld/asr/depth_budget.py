@@ -1,0 +1,322 @@
+"""Choosing the encoder depth for the user: by a latency budget or by an accuracy budget.
+
+A dynamic-depth model can run any depth 1..N; this module decides which one,
+so the user states what they can afford instead of a depth:
+
+* **latency budget** (``rtf_budget``, a real-time factor: decoding seconds
+  per second of audio).  :class:`CostModel` predicts the decoding time of an
+  utterance at each depth on *this* host, fitted from a short calibration
+  (:func:`calibrate`) and kept current from the real utterances decoded
+  since (a load factor).  :class:`DepthBudget` picks the deepest depth that
+  fits; with ``adaptive=True`` it moves down at once when recent utterances
+  exceed the budget and back up, one block at a time, only after
+  ``patience`` utterances with clear room (hysteresis: entering a depth needs
+  more room than staying at it), never below ``min_depth`` or above
+  ``max_depth``.
+* **accuracy budget** (``max_wer_increase``): :func:`cheapest_within_wer`
+  picks the cheapest depth whose dev WER (the per-depth table the recipe
+  packs with the model, :mod:`espnet_dld.asr.depth_table`) is within a
+  relative increase of full depth's.
+
+Time is read from an injectable ``clock`` so that the tests are
+deterministic.  Which blocks run at a depth stays the business of
+:mod:`espnet_dld.asr.encoder.layer_gating`; this module only picks numbers.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+class BudgetUnmeetableError(ValueError):
+    """No depth meets the latency budget on this host (raised with ``strict=True``)."""
+
+
+def _positive(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _check_depth_bound(value, name: str, num_layers: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= num_layers:
+        raise ValueError(f"{name} must be an integer in 1..{num_layers} (the encoder's blocks), got {value!r}")
+    return value
+
+
+# -- cost model ---------------------------------------------------------------
+@dataclass
+class CostModel:
+    """Decoding seconds of one utterance of ``duration`` seconds at ``depth``::
+
+        seconds = load * (overhead + duration * (base + per_block * depth))
+
+    ``overhead`` is the per-call cost, ``base`` the depth-independent cost per
+    audio second (front end, CTC/beam search), ``per_block`` what each encoder
+    block adds.  ``load`` (1 at calibration) follows the ratio of measured to
+    predicted time of the utterances decoded since: a slower utterance sets
+    it at once (``attack`` 1) and it falls back slowly (``release``), so a
+    competing process is noticed after one slow utterance, and the estimate
+    sits near the slow end of the spread between utterances, which is what a
+    share of utterances within the budget needs.
+    """
+
+    num_layers: int
+    overhead: float
+    base: float
+    per_block: float
+    load: float = 1.0
+    attack: float = 1.0
+    release: float = 0.2
+
+    @classmethod
+    def fit(cls, num_layers: int, measurements: Sequence[Tuple[int, float, float]], **kwargs) -> "CostModel":
+        """Non-negative least squares over ``(depth, duration, seconds)``
+        measurements (at least two depths and two durations, or the terms
+        they cannot separate are taken as zero)."""
+        from scipy.optimize import nnls
+
+        if not measurements:
+            raise ValueError("no calibration measurements to fit a cost model to")
+        a = np.array([[1.0, dur, dur * d] for d, dur, _ in measurements])
+        b = np.array([s for _, _, s in measurements], dtype=float)
+        coef, _ = nnls(a, b)
+        return cls(num_layers, float(coef[0]), float(coef[1]), float(coef[2]), **kwargs)
+
+    def unloaded_seconds(self, depth: int, duration: float) -> float:
+        return self.overhead + duration * (self.base + self.per_block * depth)
+
+    def seconds(self, depth: int, duration: float) -> float:
+        """Predicted decoding time at the current load."""
+        return self.load * self.unloaded_seconds(depth, duration)
+
+    def rtf(self, depth: int, duration: float) -> float:
+        """Predicted real-time factor at the current load."""
+        return self.seconds(depth, duration) / duration
+
+    def observe(self, depth: int, duration: float, seconds: float) -> None:
+        """Update ``load`` from one decoded utterance."""
+        predicted = self.unloaded_seconds(depth, duration)
+        if predicted <= 0 or seconds <= 0:
+            return
+        ratio = seconds / predicted
+        alpha = self.attack if ratio > self.load else self.release
+        self.load += alpha * (ratio - self.load)
+
+    def as_dict(self) -> Dict[str, float]:
+        return {"overhead_s": self.overhead, "base_s_per_audio_s": self.base,
+                "per_block_s_per_audio_s": self.per_block, "load": self.load}
+
+
+def calibrate(
+    decode: Callable[[int, float], object],
+    num_layers: int,
+    durations: Sequence[float],
+    passes: int = 2,
+    clock: Clock = time.perf_counter,
+    depths: Optional[Sequence[int]] = None,
+) -> Tuple[CostModel, List[Tuple[int, float, float]]]:
+    """Time ``passes`` calls of ``decode(depth, duration)`` per depth and
+    duration (after one untimed warm-up call) and fit a :class:`CostModel`.
+    Returns the model and the ``(depth, duration, seconds)`` measurements;
+    each point is the fastest of its passes (the least disturbed)."""
+    if passes < 1:
+        raise ValueError(f"calibration passes must be >= 1, got {passes}")
+    depths = list(depths) if depths is not None else list(range(1, num_layers + 1))
+    decode(num_layers, max(durations))  # warm-up: first calls allocate
+    points = []
+    for duration in durations:
+        for depth in depths:
+            best = math.inf
+            for _ in range(passes):
+                start = clock()
+                decode(depth, duration)
+                best = min(best, clock() - start)
+            points.append((depth, float(duration), best))
+    return CostModel.fit(num_layers, points), points
+
+
+# -- latency budget -------------------------------------------------------------
+@dataclass
+class UtteranceRecord:
+    """One decoded utterance as the budget saw it."""
+
+    depth: int
+    duration: float
+    seconds: float
+    budget_depth: Optional[int]  # the depth the budget chose (None: the caller gave a depth)
+
+    @property
+    def rtf(self) -> float:
+        return self.seconds / self.duration
+
+
+@dataclass
+class DepthBudget:
+    """Picks the depth of each utterance under a real-time-factor budget.
+
+    Two thresholds on the predicted RTF make the hysteresis: a depth is
+    *kept* while it is at most ``stay = headroom * rtf_budget`` (the margin
+    is for the spread between utterances) and *entered* only when it is at
+    most ``enter = stay * (1 - hysteresis)``.  A fresh choice (at load, or
+    :meth:`choose`) is the deepest depth within ``enter``.  With ``adaptive``
+    the controller's depth moves down to the deepest depth within ``stay`` as
+    soon as the load estimate says the current one exceeds it, and up by one
+    block after ``patience`` consecutive utterances in which the next depth is
+    within ``enter``; so a depth near the edge does not flip back and forth.
+    Each utterance is decoded at the controller's depth, or lower if that
+    utterance (a short one) would exceed ``stay``.  Without ``adaptive`` the
+    depth chosen from the calibration stays (the cost model still learns).
+
+    A budget that no depth >= ``min_depth`` meets: by default ``min_depth``
+    is used and one warning is logged, because a decoder that must keep
+    producing text is better served by its cheapest depth than by an
+    exception; with ``strict=True`` :class:`BudgetUnmeetableError` is raised
+    instead (batch jobs, benchmarks).
+    """
+
+    cost: CostModel
+    rtf_budget: float
+    adaptive: bool = False
+    min_depth: int = 1
+    max_depth: Optional[int] = None
+    strict: bool = False
+    typical_duration: float = 2.0
+    headroom: float = 0.95
+    hysteresis: float = 0.1
+    patience: int = 3
+    history: List[UtteranceRecord] = field(default_factory=list)
+
+    def __post_init__(self):
+        n = self.cost.num_layers
+        self.rtf_budget = _positive(self.rtf_budget, "rtf_budget")
+        self.typical_duration = _positive(self.typical_duration, "typical_duration")
+        self.max_depth = _check_depth_bound(n if self.max_depth is None else self.max_depth, "max_depth", n)
+        self.min_depth = _check_depth_bound(self.min_depth, "min_depth", n)
+        if self.min_depth > self.max_depth:
+            raise ValueError(f"min_depth {self.min_depth} is above max_depth {self.max_depth}")
+        if not 0 < self.headroom <= 1 or not 0 <= self.hysteresis < 1:
+            raise ValueError(f"headroom must be in (0, 1] and hysteresis in [0, 1), got {self.headroom}, "
+                             f"{self.hysteresis}")
+        if self.patience < 1:
+            raise ValueError(f"patience must be >= 1, got {self.patience}")
+        self._lock = threading.RLock()
+        self._warned = False
+        self._room = 0  # consecutive utterances with room for one more block
+        self.depth = self.choose()  # the controller's depth (fixed unless adaptive)
+
+    # -- choosing ------------------------------------------------------------
+    @property
+    def stay_rtf(self) -> float:
+        """The predicted RTF up to which the current depth is kept."""
+        return self.headroom * self.rtf_budget
+
+    @property
+    def enter_rtf(self) -> float:
+        """The predicted RTF up to which a deeper depth is entered."""
+        return self.stay_rtf * (1.0 - self.hysteresis)
+
+    def deepest_within(self, limit_rtf: float, duration: float) -> Optional[int]:
+        """The deepest depth in min..max whose predicted RTF is <= ``limit_rtf``."""
+        for depth in range(self.max_depth, self.min_depth - 1, -1):
+            if self.cost.rtf(depth, duration) <= limit_rtf:
+                return depth
+        return None
+
+    def _fit(self, duration: float, limit_rtf: float) -> Tuple[int, bool]:
+        """(depth, met): the deepest depth within ``limit_rtf``; else
+        ``min_depth``, met only if it fits the budget itself."""
+        depth = self.deepest_within(limit_rtf, duration)
+        if depth is not None:
+            return depth, True
+        return self.min_depth, self.cost.rtf(self.min_depth, duration) <= self.rtf_budget
+
+    def _unmet(self, duration: float) -> None:
+        message = (f"rtf_budget {self.rtf_budget:g} cannot be met on this host: depth {self.min_depth} "
+                   f"(min_depth) is predicted at RTF {self.cost.rtf(self.min_depth, duration):.4g} for "
+                   f"{duration:.2f} s of audio (load factor {self.cost.load:.2f})")
+        if self.strict:
+            raise BudgetUnmeetableError(message + "; raise the budget, lower min_depth, or pass strict=False to "
+                                        "decode at min_depth anyway")
+        if not self._warned:
+            self._warned = True
+            logger.warning("%s; decoding at depth %d (warned once; strict=True raises instead)", message,
+                           self.min_depth)
+
+    def choose(self, duration: Optional[float] = None) -> int:
+        """The deepest depth that fits the budget now, for ``duration``
+        seconds of audio (default: the typical duration)."""
+        duration = self.typical_duration if duration is None else duration
+        with self._lock:
+            depth, met = self._fit(duration, self.enter_rtf)
+            if not met:
+                self._unmet(duration)
+            return depth
+
+    def depth_for(self, duration: float) -> int:
+        """The depth to decode the next utterance (``duration`` seconds) at:
+        the controller's depth, lowered for an utterance (a short one) that
+        would not fit at it."""
+        with self._lock:
+            if not self.adaptive:
+                return self.depth
+            fit, met = self._fit(duration, self.stay_rtf)
+            if not met:
+                self._unmet(duration)
+            return min(self.depth, fit)
+
+    # -- learning --------------------------------------------------------------
+    def observe(self, depth: int, duration: float, seconds: float, budget_depth: Optional[int] = None) -> None:
+        """Learn from one decoded utterance (any depth, chosen by the budget
+        or given by the caller) and, if adaptive, move the controller's depth."""
+        with self._lock:
+            self.history.append(UtteranceRecord(depth, duration, seconds, budget_depth))
+            self.cost.observe(depth, duration, seconds)
+            if self.adaptive:
+                self._adapt()
+
+    def _adapt(self) -> None:
+        target, _ = self._fit(self.typical_duration, self.stay_rtf)
+        if target < self.depth:  # over budget: down at once
+            logger.info("depth budget: load %.2f, depth %d -> %d", self.cost.load, self.depth, target)
+            self.depth, self._room = target, 0
+            return
+        up = self.depth + 1
+        room = up <= self.max_depth and self.cost.rtf(up, self.typical_duration) <= self.enter_rtf
+        self._room = self._room + 1 if room else 0
+        if self._room >= self.patience:
+            logger.info("depth budget: load %.2f, depth %d -> %d", self.cost.load, self.depth, up)
+            self.depth, self._room = up, 0
+
+    def as_dict(self) -> Dict:
+        return {"rtf_budget": self.rtf_budget, "adaptive": self.adaptive, "min_depth": self.min_depth,
+                "max_depth": self.max_depth, "strict": self.strict, "depth": self.depth,
+                "typical_duration": self.typical_duration, "cost_model": self.cost.as_dict()}
+
+
+# -- accuracy budget ----------------------------------------------------------
+def cheapest_within_wer(wers: Mapping[int, float], num_layers: int, max_wer_increase: float,
+                        min_depth: int = 1, source: str = "the depth table") -> int:
+    """The smallest depth >= ``min_depth`` whose WER is at most
+    ``(1 + max_wer_increase)`` times full depth's (``max_wer_increase`` is
+    relative: 0.10 allows 10 % more errors).  Depths missing from ``wers``
+    are not candidates; full depth must be there."""
+    if isinstance(max_wer_increase, bool) or not isinstance(max_wer_increase, (int, float)) \
+            or not math.isfinite(max_wer_increase) or max_wer_increase < 0:
+        raise ValueError(f"max_wer_increase must be a relative increase >= 0 (0.10 = 10 %), got {max_wer_increase!r}")
+    _check_depth_bound(min_depth, "min_depth", num_layers)
+    if num_layers not in wers:
+        raise ValueError(f"{source} has no WER at full depth {num_layers}, which max_wer_increase is relative to "
+                         f"(it has depths {sorted(wers)})")
+    limit = wers[num_layers] * (1 + max_wer_increase) + 1e-9
+    return min(d for d, wer in wers.items() if d >= min_depth and wer <= limit)

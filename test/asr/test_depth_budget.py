@@ -1,0 +1,191 @@
+"""The depth budget controller with an injected clock: calibration fit, choice at the
+budget's edges, unmeetable budgets, hysteresis, bounds, the accuracy-budget choice
+and the depth-table file.  No real timing anywhere."""
+import logging
+
+import pytest
+import yaml
+
+from espnet_dld.asr.depth_budget import (BudgetUnmeetableError, CostModel, DepthBudget, calibrate,
+                                         cheapest_within_wer)
+from espnet_dld.asr.depth_table import dump_depth_table, find_depth_table, read_depth_table, table_wers
+
+N = 6
+TRUE = dict(overhead=0.01, base=0.002, per_block=0.003)  # seconds, seconds per audio second (per block)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def true_seconds(depth, duration, load=1.0):
+    return load * (TRUE["overhead"] + duration * (TRUE["base"] + TRUE["per_block"] * depth))
+
+
+def model(load=1.0):
+    return CostModel(N, **TRUE, load=load)
+
+
+def test_calibration_recovers_the_cost_model_and_ignores_a_disturbed_pass():
+    clock, calls = FakeClock(), []
+
+    def decode(depth, duration):
+        calls.append((depth, duration))
+        # the first pass of every point is disturbed (another process): the fastest pass counts
+        disturbed = 5.0 if calls.count((depth, duration)) == 1 else 1.0
+        clock.now += true_seconds(depth, duration, disturbed)
+
+    cost, points = calibrate(decode, N, durations=[2.0, 1.0], passes=2, clock=clock)
+    assert calls[0] == (N, 2.0)  # the untimed warm-up
+    assert len(calls) == 1 + 2 * N * 2 and len(points) == 2 * N
+    assert cost.overhead == pytest.approx(TRUE["overhead"], rel=1e-6)
+    assert cost.base == pytest.approx(TRUE["base"], rel=1e-6)
+    assert cost.per_block == pytest.approx(TRUE["per_block"], rel=1e-6)
+    assert cost.rtf(3, 2.0) == pytest.approx(true_seconds(3, 2.0) / 2.0)
+    with pytest.raises(ValueError, match="passes must be >= 1"):
+        calibrate(decode, N, [2.0], passes=0, clock=clock)
+
+
+def test_depth_choice_at_the_budget_edges():
+    rtf3 = model().rtf(3, 2.0)
+    at_edge = DepthBudget(model(), rtf_budget=rtf3, headroom=1.0, hysteresis=0.0)
+    assert at_edge.depth == 3  # exactly at depth 3's cost: depth 3 fits
+    assert DepthBudget(model(), rtf_budget=rtf3 * 0.999, headroom=1.0, hysteresis=0.0).depth == 2
+    enter = 0.95 * 0.9  # the defaults: 5 % headroom, entered 10 % below that
+    assert DepthBudget(model(), rtf_budget=rtf3 / enter).depth == 3
+    assert DepthBudget(model(), rtf_budget=rtf3 / enter * 0.999).depth == 2
+    assert DepthBudget(model(), rtf_budget=100.0).depth == N
+    # a short utterance costs more per second (the per-call overhead): fewer blocks fit
+    assert at_edge.choose(duration=0.5) < 3 <= at_edge.choose(duration=4.0)
+
+
+def test_unmeetable_budget_warns_once_at_min_depth_or_raises_when_strict(caplog):
+    tiny = model().rtf(1, 2.0) * 0.5
+    with caplog.at_level(logging.WARNING, logger="espnet_dld.asr.depth_budget"):
+        budget = DepthBudget(model(), rtf_budget=tiny, adaptive=True, min_depth=2)
+        assert budget.depth == 2
+        assert [budget.depth_for(2.0) for _ in range(3)] == [2, 2, 2]
+        budget.observe(2, 2.0, true_seconds(2, 2.0))
+    warnings = [r for r in caplog.records if "cannot be met" in r.getMessage()]
+    assert len(warnings) == 1 and "rtf_budget" in warnings[0].getMessage()
+    with pytest.raises(BudgetUnmeetableError, match=r"rtf_budget .* cannot be met .*strict=False"):
+        DepthBudget(model(), rtf_budget=tiny, strict=True)
+    # depth 1 misses the headroom but fits the budget itself: chosen without complaint
+    edge = model().rtf(1, 2.0) * 1.01
+    assert DepthBudget(model(), rtf_budget=edge, strict=True).depth == 1
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="rtf_budget must be a positive number"):
+        DepthBudget(model(), rtf_budget=0)
+    with pytest.raises(ValueError, match=r"min_depth must be an integer in 1..6"):
+        DepthBudget(model(), rtf_budget=1.0, min_depth=7)
+    with pytest.raises(ValueError, match="min_depth 5 is above max_depth 3"):
+        DepthBudget(model(), rtf_budget=1.0, min_depth=5, max_depth=3)
+
+
+def run(budget, loads, noise=(1.0,)):
+    """Decode one 2 s utterance per load value at the budget's depth; the
+    measured time is the true cost times the load (times a repeating noise)."""
+    depths = []
+    for i, load in enumerate(loads):
+        depth = budget.depth_for(2.0)
+        depths.append(depth)
+        budget.observe(depth, 2.0, true_seconds(depth, 2.0, load * noise[i % len(noise)]), depth)
+    return depths
+
+
+def changes(depths):
+    return sum(a != b for a, b in zip(depths, depths[1:]))
+
+
+def test_adaptive_goes_down_at_once_under_load_and_back_up_after_patience():
+    budget = DepthBudget(model(), rtf_budget=model().rtf(4, 2.0) * 1.02 / (0.95 * 0.9), adaptive=True, patience=3)
+    assert budget.depth == 4
+    depths = run(budget, [1.0] * 5 + [2.0] * 20 + [1.0] * 30)
+    assert depths[:6] == [4] * 6  # the first slow utterance was decoded at 4
+    assert max(depths[7:25]) < 4  # within two utterances it is lower, and stays lower under load
+    loaded = depths[24]
+    assert true_seconds(loaded, 2.0, 2.0) / 2.0 <= budget.rtf_budget < true_seconds(loaded + 1, 2.0, 2.0) / 2.0
+    assert depths[-1] == 4  # back at full fit once the load is gone...
+    assert changes(depths[25:]) == 4 - loaded  # ...one block at a time, never back down
+    assert all(b >= a for a, b in zip(depths[25:], depths[26:]))
+
+
+def test_hysteresis_prevents_oscillation_at_the_edge():
+    # depth 4's cost is 2 % under the budget's stay threshold; measured times jitter by up to 6 %
+    edge = model().rtf(4, 2.0) * 1.02 / 0.95
+    noise = (1.06, 1.06, 0.94, 0.94, 0.94, 0.94)
+    calm = DepthBudget(model(), rtf_budget=edge, adaptive=True)
+    calm_depths = run(calm, [1.0] * 60, noise)
+    assert changes(calm_depths) <= 1
+    jumpy = DepthBudget(model(), rtf_budget=edge, adaptive=True, hysteresis=0.0, patience=1)
+    jumpy_depths = run(jumpy, [1.0] * 60, noise)
+    assert changes(jumpy_depths) >= 10 and set(jumpy_depths) == {3, 4}  # what hysteresis prevents
+
+
+def test_adaptive_depth_stays_within_min_and_max():
+    budget = DepthBudget(model(), rtf_budget=model().rtf(6, 2.0), adaptive=True, min_depth=2, max_depth=5)
+    depths = run(budget, [0.1] * 20 + [50.0] * 20 + [0.1] * 40)
+    assert min(depths) == 2 and max(depths) == 5
+    assert depths[-1] == 5
+
+
+def test_caller_depths_teach_the_cost_model_and_are_recorded():
+    budget = DepthBudget(model(), rtf_budget=1.0)
+    budget.observe(6, 2.0, true_seconds(6, 2.0, 3.0))  # a caller's depth=6, three times slower
+    assert budget.cost.load > 2.0
+    assert budget.history[-1].budget_depth is None and budget.history[-1].rtf == pytest.approx(
+        true_seconds(6, 2.0, 3.0) / 2.0)
+
+
+def test_cheapest_depth_within_a_wer_increase():
+    wers = {1: 40.0, 2: 21.0, 3: 11.0, 4: 10.4, 5: 10.1, 6: 10.0}
+    assert cheapest_within_wer(wers, 6, 0.10) == 3  # 11.0 is exactly 10 % more than 10.0
+    assert cheapest_within_wer(wers, 6, 0.0999) == 4
+    assert cheapest_within_wer(wers, 6, 0.0) == 6
+    assert cheapest_within_wer(wers, 6, 5.0) == 1
+    assert cheapest_within_wer(wers, 6, 5.0, min_depth=2) == 2
+    assert cheapest_within_wer({3: 10.5, 6: 10.0}, 6, 0.10) == 3  # undecoded depths are no candidates
+    with pytest.raises(ValueError, match="no WER at full depth 6"):
+        cheapest_within_wer({1: 3.0}, 6, 0.1, source="depth table x.yaml")
+    with pytest.raises(ValueError, match="max_wer_increase must be a relative increase >= 0"):
+        cheapest_within_wer(wers, 6, -0.1)
+
+
+def table_record(**over):
+    record = {"num_blocks": 4, "dev_set": "dev", "num_utterances": 10,
+              "depths": {d: {"wer": 10.0 + 4 - d, "rtf": 0.01 * d, "active_layers": [3]} for d in (1, 2, 4)}}
+    return {**record, **over}
+
+
+def test_depth_table_file_round_trip_and_errors(tmp_path):
+    path = tmp_path / "exp" / "depth_table.yaml"
+    path.parent.mkdir()
+    model_file = path.parent / "valid.pth"
+    model_file.write_bytes(b"weights")
+    dump_depth_table(path, table_record())
+    assert find_depth_table(model_file) == path
+    record = read_depth_table(path, 4, model_file)
+    assert table_wers(record) == {1: 13.0, 2: 12.0, 4: 10.0}
+    with pytest.raises(ValueError, match="is for an encoder of 4 blocks, but the model has 6"):
+        read_depth_table(path, 6)
+    other = tmp_path / "other.pth"
+    other.write_bytes(b"other weights")
+    dump_depth_table(path, table_record(model_sha256="0" * 64))
+    with pytest.raises(ValueError, match="belongs to another checkpoint"):
+        read_depth_table(path, 4, other)
+    with pytest.raises(FileNotFoundError, match="stage 15"):
+        find_depth_table(model_file, tmp_path / "missing.yaml")
+    assert find_depth_table(other) is None
+    for bad, message in ((table_record(dev_set=None), "dev_set"),
+                         (table_record(depths={1: {"wer": 3.0}}), "no row for full depth 4"),
+                         (table_record(depths={4: {"wer": "x"}}), "depth 4 needs a WER"),
+                         (table_record(depths={4: {"wer": 1.0}, 9: {"wer": 1.0}}), "depth 9 is not")):
+        path.write_text(yaml.safe_dump(bad))
+        with pytest.raises(ValueError, match=message):
+            read_depth_table(path)
