@@ -9,6 +9,10 @@ Accuracy table (``accuracy_<recipe>.json`` of ``accuracy_depth.py``): WER %
 mean ± std over seeds of LD and DLD per depth, and DLD relative to LD, bold
 where DLD is at least 10 % lower (the paper's claim at high dropping).
 
+Front-end table (``accuracy_<recipe>.json`` and ``accuracy_<recipe>_conv1d.json``):
+WER % of LD and DLD per depth with ESPnet's conv2d and with ``conv1d4x``,
+and conv1d4x relative to conv2d for DLD.
+
 Depth-policy table (``depth_policy_<recipe>.json`` and, for the profile
 searched by dev WER, ``depth_policy_wer_<recipe>.json`` of
 ``depth_policy.py``): DLD students per policy; bold marks the policy whose
@@ -33,6 +37,8 @@ ACCURACY_COLUMNS = (("mini_dld", "test", "mini_dld test"), ("fsdd_dld", "test", 
 POLICY_COLUMNS = (("mini_dld", "test", "mini_dld test"), ("fsdd_dld", "test", "FSDD test"))
 POLICIES = (("uniform", "uniform"), ("first", "first"), ("profile", "profile (loss)"),
             ("profile_wer", "profile (WER)"))
+#: (accuracy JSON suffix, column title) of the front-end table
+FRONTENDS = (("", "conv2d"), ("_conv1d", "conv1d4x"))
 BOLD_GAIN = 0.10  # accuracy table: DLD this much lower than LD
 POLICY_MARGIN = 0.005  # depth-policy table: a policy this much lower than every other
 
@@ -75,6 +81,24 @@ def accuracy_table(results: Path, columns: Sequence[Tuple[str, str, str]] = ACCU
     return "\n".join(lines)
 
 
+def frontend_table(results: Path, recipe: str = "fsdd_dld", test_set: str = "test") -> str:
+    """WER against depth of the same recipe with each front end: what the
+    cheaper Conv1d front end costs or gains in accuracy."""
+    entries = [load(results, f"accuracy_{recipe}{suffix}.json")["recipes"][recipe]["test_sets"][test_set]
+               for suffix, _ in FRONTENDS]
+    n = len(entries[0]["dld"])
+    if any(len(e["dld"]) != n for e in entries):
+        raise SystemExit(f"{recipe}: the front ends' results have different depths")
+    head = "| depth |" + "".join(f" {t}: LD | {t}: DLD |" for _, t in FRONTENDS) + " DLD: conv1d4x vs conv2d |"
+    lines = [head, "|---:|" + "---:|---:|" * len(FRONTENDS) + "---:|"]
+    for d in range(1, n + 1):
+        cells = "".join(f" {mean_std(e['ld'][str(d)])} | {mean_std(e['dld'][str(d)])} |" for e in entries)
+        first, last = entries[0]["dld"][str(d)]["mean"], entries[-1]["dld"][str(d)]["mean"]
+        lines.append(f"| {d}{' (all)' if d == n else ''} |{cells} {-100 * rel_gain(first, last):+.1f} % |")
+    lines.append("| teacher |" + "".join(f" {e['teacher']:.1f} | |" for e in entries) + " |")
+    return "\n".join(lines)
+
+
 def policy_cells(by_policy: Dict[str, Dict]) -> List[str]:
     """One row's cells: bold for the policy at least POLICY_MARGIN lower than every other."""
     group = {p: "profile" if p.startswith("profile") else p for p in by_policy}
@@ -113,6 +137,8 @@ def main(cmd: Sequence[str] = None) -> None:
     args = parser.parse_args(cmd)
     print("**Accuracy against depth**, WER % (mean ± standard deviation over 3 seeds):\n")
     print(accuracy_table(args.results))
+    print("\n**Front ends** (FSDD test), WER % (mean ± std over 3 seeds):\n")
+    print(frontend_table(args.results))
     print("\n**Depth policies** (DLD students), WER % (mean ± std over 3 seeds):\n")
     print(policy_table(args.results))
 

@@ -139,10 +139,11 @@ RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 
 
 def test_readme_tables_are_the_ones_generated_from_the_results():
-    """Every cell of the README's accuracy and depth-policy tables comes from
+    """Every cell of the README's accuracy, depth-policy and front-end tables comes from
     the JSON, rounded once (a table pasted from a 2-decimal printout is off by 0.1)."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    for table in (readme_tables.accuracy_table(RESULTS), readme_tables.policy_table(RESULTS)):
+    for table in (readme_tables.accuracy_table(RESULTS), readme_tables.policy_table(RESULTS),
+                  readme_tables.frontend_table(RESULTS)):
         assert table in readme
 
 
