@@ -7,7 +7,7 @@ so the user states what they can afford instead of a depth:
   per second of audio).  :class:`CostModel` predicts the decoding time of an
   utterance at each depth on *this* host, fitted from a short calibration
   (:func:`calibrate`) and kept current from the real utterances decoded
-  since (a load factor).  :class:`DepthBudget` picks the deepest depth that
+  since (a load factor: a high quantile of recent slowdowns).  :class:`DepthBudget` picks the deepest depth that
   fits; with ``adaptive=True`` it moves down at once when recent utterances
   exceed the budget and back up, one block at a time, only after
   ``patience`` utterances with clear room (hysteresis: entering a depth needs
@@ -28,8 +28,9 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -63,12 +64,13 @@ class CostModel:
 
     ``overhead`` is the per-call cost, ``base`` the depth-independent cost per
     audio second (front end, CTC/beam search), ``per_block`` what each encoder
-    block adds.  ``load`` (1 at calibration) follows the ratio of measured to
-    predicted time of the utterances decoded since: a slower utterance sets
-    it at once (``attack`` 1) and it falls back slowly (``release``), so a
-    competing process is noticed after one slow utterance, and the estimate
-    sits near the slow end of the spread between utterances, which is what a
-    share of utterances within the budget needs.
+    block adds.  ``load`` (1 at calibration) is the ``load_quantile`` quantile
+    of the ratios of measured to predicted time over the last ``load_window``
+    utterances.  A budget is a promise about the share of utterances within
+    it, so the load is read at the slow end of the recent spread rather than
+    its mean; a quantile (not the maximum) lets one stray spike move it by
+    only a fraction, while a lasting slowdown takes it over within two or
+    three utterances, and a load that has gone is forgotten after a window.
     """
 
     num_layers: int
@@ -76,8 +78,16 @@ class CostModel:
     base: float
     per_block: float
     load: float = 1.0
-    attack: float = 1.0
-    release: float = 0.2
+    load_window: int = 10
+    load_quantile: float = 0.9
+    _ratios: Deque[float] = field(init=False, repr=False)
+
+    def __post_init__(self):
+        if isinstance(self.load_window, bool) or not isinstance(self.load_window, int) or self.load_window < 1:
+            raise ValueError(f"load_window must be an integer >= 1 (utterances), got {self.load_window!r}")
+        if not 0.0 <= self.load_quantile <= 1.0:
+            raise ValueError(f"load_quantile must be in [0, 1], got {self.load_quantile!r}")
+        self._ratios = deque(maxlen=self.load_window)
 
     @classmethod
     def fit(cls, num_layers: int, measurements: Sequence[Tuple[int, float, float]], **kwargs) -> "CostModel":
@@ -109,27 +119,29 @@ class CostModel:
         predicted = self.unloaded_seconds(depth, duration)
         if predicted <= 0 or seconds <= 0:
             return
-        ratio = seconds / predicted
-        alpha = self.attack if ratio > self.load else self.release
-        self.load += alpha * (ratio - self.load)
+        self._ratios.append(seconds / predicted)
+        self.load = float(np.quantile(np.fromiter(self._ratios, float), self.load_quantile))
 
     def as_dict(self) -> Dict[str, float]:
         return {"overhead_s": self.overhead, "base_s_per_audio_s": self.base,
-                "per_block_s_per_audio_s": self.per_block, "load": self.load}
+                "per_block_s_per_audio_s": self.per_block, "load": self.load, "load_window": self.load_window,
+                "load_quantile": self.load_quantile}
 
 
 def calibrate(
     decode: Callable[[int, float], object],
     num_layers: int,
     durations: Sequence[float],
-    passes: int = 2,
+    passes: int = 3,
     clock: Clock = time.perf_counter,
     depths: Optional[Sequence[int]] = None,
 ) -> Tuple[CostModel, List[Tuple[int, float, float]]]:
     """Time ``passes`` calls of ``decode(depth, duration)`` per depth and
     duration (after one untimed warm-up call) and fit a :class:`CostModel`.
     Returns the model and the ``(depth, duration, seconds)`` measurements;
-    each point is the fastest of its passes (the least disturbed)."""
+    each point is the median of its passes: a disturbed pass does not count,
+    and, unlike the fastest pass, the median is what a typical call costs
+    (the fastest made the first benchmark's costs 1.5x optimistic)."""
     if passes < 1:
         raise ValueError(f"calibration passes must be >= 1, got {passes}")
     depths = list(depths) if depths is not None else list(range(1, num_layers + 1))
@@ -137,12 +149,12 @@ def calibrate(
     points = []
     for duration in durations:
         for depth in depths:
-            best = math.inf
+            times = []
             for _ in range(passes):
                 start = clock()
                 decode(depth, duration)
-                best = min(best, clock() - start)
-            points.append((depth, float(duration), best))
+                times.append(clock() - start)
+            points.append((depth, float(duration), float(np.median(times))))
     return CostModel.fit(num_layers, points), points
 
 

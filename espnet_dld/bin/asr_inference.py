@@ -134,7 +134,7 @@ class Speech2Text(espnet_inference.Speech2Text):
         strict: bool = False,
         depth_table: Union[Path, str, None] = None,
         calibration_seconds: float = 2.0,
-        calibration_passes: int = 2,
+        calibration_passes: int = 3,
         clock: Clock = time.perf_counter,
         **kwargs: Any,
     ):
@@ -477,7 +477,7 @@ def inference(
     strict_budget: bool = False,
     depth_table: Optional[str] = None,
     calibration_seconds: float = 2.0,
-    calibration_passes: int = 2,
+    calibration_passes: int = 3,
     **kwargs: Any,
 ) -> None:
     """Decode the data once per requested depth with one loaded model, or
@@ -642,8 +642,8 @@ def get_parser():
         "utterance length",
     )
     group.add_argument(
-        "--calibration_passes", type=int, default=2,
-        help="timed decodes per depth and length in the calibration (the fastest counts)",
+        "--calibration_passes", type=int, default=3,
+        help="timed decodes per depth and length in the calibration (the median counts)",
     )
     return parser
 
