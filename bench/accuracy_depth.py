@@ -18,9 +18,12 @@ issue-4 targets checked on the means, a table and a plot with error bars.
     python bench/accuracy_depth.py --recipe egs2/mini_dld/asr1 --seeds 0 1 2 --run \\
         --tag _kdT2 --ld_tag "" --run_args "--student_args '--model_conf kd_temperature=2.0'"
 
-Targets (issue 4), on the means over seeds: DLD <= LD at every depth; at
-depths <= N/4, DLD at least 10 % lower (relative) than LD; at full depth DLD
-<= LD and within 5 % (relative) of the teacher.
+Targets (issues 4 and 15), on the means over seeds: DLD <= LD at every
+depth; at depths <= N/4, DLD at least 10 % lower (relative) than LD; at full
+depth DLD <= LD and within 5 % (relative) of the teacher; DLD within 1.5x the
+teacher's error down to depth N/2.  ``--static exp/asr_static3 ...`` adds
+models trained alone at a fixed depth (their full-depth scores) to the table
+and the plot.
 """
 from __future__ import annotations
 
@@ -32,6 +35,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional
+
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
@@ -127,6 +132,27 @@ def aggregate(reports: List[Dict], seeds: List[int], metric: str = "wer") -> Dic
     return out
 
 
+def static_models(recipe: Path, exps: List[str], inference_tag: str, test_sets: List[str],
+                  metric: str) -> Dict[str, Dict[str, float]]:
+    """Models trained on their own at a fixed depth (``--teacher_exp
+    exp/asr_static3 --teacher_args "--encoder_conf num_blocks=3"``, decoded by
+    stage 13 as a teacher): ``{test_set: {num_blocks: metric}}``, the
+    reference a dynamic model is held against at that depth."""
+    out: Dict[str, Dict[str, float]] = {t: {} for t in test_sets}
+    for name in exps:
+        exp = recipe / name
+        config = exp / "config.yaml"
+        if not config.is_file():
+            raise SystemExit(f"--static {name}: {config} is missing (train it with stage 11, see docs/an4.md)")
+        blocks = int(yaml.safe_load(config.read_text())["encoder_conf"]["num_blocks"])
+        for test_set in test_sets:
+            score = exp / inference_tag / test_set / "full" / "score" / "score.json"
+            if not score.is_file():
+                raise SystemExit(f"--static {name}: {score} is missing (decode it with stage 13)")
+            out[test_set][str(blocks)] = float(json.loads(score.read_text())[metric])
+    return out
+
+
 def rel_gain(ld: float, dld: float) -> float:
     """How much lower DLD's WER is than LD's, relative (0.1 = 10 % lower)."""
     return (ld - dld) / ld if ld else 0.0
@@ -152,6 +178,12 @@ def check_targets(entry: Dict, num_blocks: int) -> Dict:
             "rel_to_teacher": None if not teacher else round((dld[full] - teacher) / teacher, 4),
             "met": dld[full] <= ld[full] and teacher is not None and dld[full] <= 1.05 * teacher,
         },
+        # issue 15: the DLD curve within 1.5x the teacher's error down to half depth
+        "half_depth_1p5x_teacher": {
+            "depths": [d for d in dld if d >= num_blocks / 2],
+            "met": teacher is not None and all(dld[d] <= 1.5 * teacher for d in dld if d >= num_blocks / 2),
+            "depths_missed": [d for d in dld if d >= num_blocks / 2 and (teacher is None or dld[d] > 1.5 * teacher)],
+        },
     }
 
 
@@ -176,7 +208,13 @@ def table(name: str, test_set: str, entry: Dict, num_blocks: int, metric: str = 
         f"- full depth: DLD <= LD {t['full_depth']['dld_le_ld']}, DLD vs teacher "
         f"{100 * (t['full_depth']['rel_to_teacher'] or 0):+.1f} % rel. (target <= +5 %): "
         f"{'met' if t['full_depth']['met'] else 'MISSED'}",
+        f"- DLD within 1.5x the teacher down to depth N/2: "
+        f"{'met' if t['half_depth_1p5x_teacher']['met'] else 'MISSED at depths ' + str(t['half_depth_1p5x_teacher']['depths_missed'])}",
     ]
+    for blocks, value in (entry.get("static") or {}).items():
+        dld = entry["dld"][int(blocks)]["mean"]
+        lines.append(f"- static {blocks}-block model trained alone: {value:.2f}; DLD at depth {blocks}: {dld:.2f} "
+                     f"({-100 * rel_gain(value, dld):+.1f} % rel.)")
     return "\n".join(lines)
 
 
@@ -196,6 +234,9 @@ def plot(results: Dict[str, Dict], path: Path) -> None:
                         label=model.upper())
         if entry["teacher"] is not None:
             ax.axhline(entry["teacher"], color="grey", lw=1, ls=":", label="teacher")
+        static = entry.get("static") or {}
+        if static:
+            ax.plot([int(k) for k in static], list(static.values()), "k*", ms=10, label="static (trained alone)")
         ax.set_title(f"{name} / {test_set}")
         finish_depth_axes(ax, min(100, max(entry["ld"][depths[0]]["max"], entry["dld"][depths[0]]["max"]) + 5))
         ax.set_ylabel(f"{results[name].get('metric', 'wer').upper()} (%)")
@@ -211,6 +252,9 @@ def main() -> None:
     parser.add_argument("--run_args", default="", help="extra run.sh options (one string)")
     parser.add_argument("--ld_tag", help="reuse the LD students of this tag (ablations of KD-only options)")
     parser.add_argument("--metric", choices=("wer", "cer"), default="wer", help="error rate to aggregate")
+    parser.add_argument("--static", nargs="+", default=[],
+                        help="exp dirs (relative to the recipe) of static models trained alone at a fixed depth, "
+                        "e.g. exp/asr_static3 exp/asr_static6: their full-depth scores join the table and plot")
     parser.add_argument("--json", help="write the aggregate here")
     parser.add_argument("--plot", help="PNG path (default: next to --json)")
     args = parser.parse_args()
@@ -224,7 +268,13 @@ def main() -> None:
         if args.run:
             run_recipe(recipe, seeds, args.tag, args.run_args, args.ld_tag)
         name = recipe.parent.name
-        results[name] = aggregate(load_reports(recipe, seeds, args.tag), seeds, args.metric)
+        reports = load_reports(recipe, seeds, args.tag)
+        results[name] = aggregate(reports, seeds, args.metric)
+        if args.static:
+            static = static_models(recipe, args.static, reports[0]["inference_tag"],
+                                   list(results[name]["test_sets"]), args.metric)
+            for test_set, entry in results[name]["test_sets"].items():
+                entry["static"] = static[test_set]
         for test_set, entry in results[name]["test_sets"].items():
             print(table(name, test_set, entry, results[name]["num_blocks"], args.metric) + "\n")
     write_json(args.json, {"tag": args.tag, "ld_tag": args.ld_tag, "run_args": args.run_args, "recipes": results})

@@ -13,6 +13,11 @@ Front-end table (``accuracy_<recipe>.json`` and ``accuracy_<recipe>_conv1d.json`
 WER % of LD and DLD per depth with ESPnet's conv2d and with ``conv1d4x``,
 and conv1d4x relative to conv2d for DLD.
 
+AN4 table (``accuracy_an4_dld.json`` and ``accuracy_an4_dld_cer.json``):
+WER and CER of LD and DLD per depth on AN4's test and train_dev sets, the
+static models trained alone and the teacher; one seed shows its value,
+several their mean ± std.
+
 Depth-policy table (``depth_policy_<recipe>.json`` and, for the profile
 searched by dev WER, ``depth_policy_wer_<recipe>.json`` of
 ``depth_policy.py``): DLD students per policy; bold marks the policy whose
@@ -53,7 +58,7 @@ def bold(text: str, on: bool) -> str:
 
 def relative(ld: float, dld: float) -> str:
     """DLD against LD in %, negative when DLD is better, bold from 10 % better."""
-    return bold(f"{-100 * rel_gain(ld, dld):+.1f} %", rel_gain(ld, dld) >= BOLD_GAIN)
+    return bold(f"{-100 * rel_gain(ld, dld) + 0.0:+.1f} %", rel_gain(ld, dld) >= BOLD_GAIN)  # + 0.0: no "-0.0"
 
 
 def load(results: Path, name: str) -> Dict:
@@ -99,6 +104,39 @@ def frontend_table(results: Path, recipe: str = "fsdd_dld", test_set: str = "tes
     return "\n".join(lines)
 
 
+def seed_cell(v: Dict) -> str:
+    """mean ± std over seeds, or the one value of a single seed (a std of one run says nothing)."""
+    return mean_std(v) if len(v.get("values", ())) > 1 else f"{v['mean']:.1f}"
+
+
+def an4_table(results: Path, recipe: str = "an4_dld") -> str:
+    """The headline real-speech table: WER and CER on ``test`` and WER on
+    ``train_dev`` at every depth for LD and DLD, then the static models
+    trained alone at a fixed depth and the teacher (``accuracy_an4_dld.json``
+    and ``accuracy_an4_dld_cer.json`` of ``accuracy_depth.py --static ...``)."""
+    wer = load(results, f"accuracy_{recipe}.json")["recipes"][recipe]["test_sets"]
+    cer = load(results, f"accuracy_{recipe}_cer.json")["recipes"][recipe]["test_sets"]
+    columns = ((wer["test"], "test WER", True), (cer["test"], "test CER", False),
+               (wer["train_dev"], "train_dev WER", True))
+    n = len(wer["test"]["dld"])
+    head = "| depth |" + "".join(f" {t}: LD | DLD |" + (" DLD vs LD |" if rel else "") for _, t, rel in columns)
+    lines = [head, "|---:|" + "".join("---:|---:|" + ("---:|" if rel else "") for _, _, rel in columns)]
+    for d in range(1, n + 1):
+        row = f"| {d}{' (all)' if d == n else ''} |"
+        for e, _, rel in columns:
+            ld, dld = e["ld"][str(d)], e["dld"][str(d)]
+            row += f" {seed_cell(ld)} | {seed_cell(dld)} |" + (f" {relative(ld['mean'], dld['mean'])} |" if rel else "")
+        lines.append(row)
+    for blocks in sorted(wer["test"].get("static") or {}, key=int):
+        row = f"| static {blocks} blocks, trained alone |"
+        for e, _, rel in columns:
+            row += f" {e['static'][blocks]:.1f} | |" + (" |" if rel else "")
+        lines.append(row)
+    lines.append("| teacher (12 blocks) |" + "".join(f" {e['teacher']:.1f} | |" + (" |" if rel else "")
+                                                for e, _, rel in columns))
+    return "\n".join(lines)
+
+
 def policy_cells(by_policy: Dict[str, Dict]) -> List[str]:
     """One row's cells: bold for the policy at least POLICY_MARGIN lower than every other."""
     group = {p: "profile" if p.startswith("profile") else p for p in by_policy}
@@ -141,6 +179,8 @@ def main(cmd: Sequence[str] = None) -> None:
     print(frontend_table(args.results))
     print("\n**Depth policies** (DLD students), WER % (mean ± std over 3 seeds):\n")
     print(policy_table(args.results))
+    print("\n**AN4** (12 blocks), WER and CER %:\n")
+    print(an4_table(args.results))
 
 
 if __name__ == "__main__":

@@ -139,12 +139,18 @@ RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 
 
 def test_readme_tables_are_the_ones_generated_from_the_results():
-    """Every cell of the README's accuracy, depth-policy and front-end tables comes from
+    """Every cell of the README's accuracy, depth-policy, front-end and AN4 tables comes from
     the JSON, rounded once (a table pasted from a 2-decimal printout is off by 0.1)."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     for table in (readme_tables.accuracy_table(RESULTS), readme_tables.policy_table(RESULTS),
-                  readme_tables.frontend_table(RESULTS)):
+                  readme_tables.frontend_table(RESULTS), readme_tables.an4_table(RESULTS)):
         assert table in readme
+
+
+def test_an4_table_shows_one_seed_as_a_value_and_several_as_mean_and_std():
+    assert readme_tables.seed_cell({"mean": 14.876, "std": 0.0, "values": [14.876]}) == "14.9"
+    assert readme_tables.seed_cell({"mean": 15.0, "std": 0.54, "values": [14.5, 15.0, 15.5]}) == "15.0 ± 0.5"
+    assert readme_tables.relative(17.34, 17.34) == "+0.0 %"  # a tie is no gain, not "-0.0 %"
 
 
 def test_relative_change_is_bold_from_ten_percent_lower():
