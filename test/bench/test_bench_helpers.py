@@ -82,6 +82,36 @@ def test_full_depth_target_needs_both_conditions():
     assert not worse_than_ld["test_sets"]["test"]["targets"]["full_depth"]["met"]
 
 
+def test_half_depth_target_holds_dld_within_1p5x_the_teacher():
+    # 4 blocks: depths 2-4 are the upper half; DLD 45 at depth 2 is above 1.5 x 29
+    missed = accuracy_depth.aggregate([report([90, 50, 30, 21], [80, 45, 29, 20], 29.0)], [0])
+    target = missed["test_sets"]["test"]["targets"]["half_depth_1p5x_teacher"]
+    assert target["depths"] == [2, 3, 4] and not target["met"] and target["depths_missed"] == [2]
+    met = accuracy_depth.aggregate([report([90, 50, 30, 21], [80, 43, 29, 20], 29.0)], [0])
+    assert met["test_sets"]["test"]["targets"]["half_depth_1p5x_teacher"]["met"]
+
+
+def test_static_models_are_read_at_full_depth_by_their_block_count(tmp_path):
+    exp = tmp_path / "exp" / "asr_static3"
+    exp.mkdir(parents=True)
+    (exp / "config.yaml").write_text("encoder_conf:\n    num_blocks: 3\n")
+    score = exp / "decode_ctc_greedy" / "test" / "full" / "score"
+    score.mkdir(parents=True)
+    (score / "score.json").write_text(json.dumps({"wer": 31.5, "cer": 12.0}))
+    assert accuracy_depth.static_models(tmp_path, ["exp/asr_static3"], "decode_ctc_greedy", ["test"], "wer") \
+        == {"test": {"3": 31.5}}
+    assert accuracy_depth.static_models(tmp_path, ["exp/asr_static3"], "decode_ctc_greedy", ["test"],
+                                        "cer")["test"]["3"] == 12.0
+    with pytest.raises(SystemExit, match="asr_static3/decode_ctc_greedy/dev/full/score/score.json is missing"):
+        accuracy_depth.static_models(tmp_path, ["exp/asr_static3"], "decode_ctc_greedy", ["dev"], "wer")
+    with pytest.raises(SystemExit, match="--static exp/asr_static6: .*config.yaml is missing"):
+        accuracy_depth.static_models(tmp_path, ["exp/asr_static6"], "decode_ctc_greedy", ["test"], "wer")
+    entry = accuracy_depth.aggregate([report([90, 50, 30, 21], [80, 45, 29, 20], 19.5)], [0])["test_sets"]["test"]
+    entry["static"] = {"3": 31.5}
+    assert "static 3-block model trained alone: 31.50; DLD at depth 3: 29.00" in accuracy_depth.table(
+        "an4", "test", entry, 4)
+
+
 def test_missing_depth_or_report_is_named(tmp_path):
     broken = report([90, 50, 30, 20], [80, 45, 29, 20], 19.5)
     del broken["test_sets"]["test"]["results"]["dld"]["2"]
