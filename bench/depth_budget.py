@@ -50,7 +50,6 @@ from common import REPO, fmt, save_figure, write_json  # noqa: E402
 sys.path.insert(0, str(REPO))
 
 MODES = ("full", "fixed", "adaptive")
-CALIBRATION_PASSES = 3  # Speech2Text's default
 BUSY_LOOP = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True:\n    pass\n"
 
 
@@ -126,6 +125,7 @@ def calibration_time(config: Path, blocks: int, seconds: float) -> Dict:
     """Load a randomly initialised ``blocks``-block, d=256 conformer from
     ``config`` with ``rtf_budget`` and time its calibration."""
     from espnet_dld import Speech2Text
+    from espnet_dld.asr.depth_budget import CALIBRATION_PASSES
 
     conf = yaml.safe_load(config.read_text())
     conf["encoder_conf"].update(num_blocks=blocks, output_size=256, attention_heads=4, linear_units=1024)
@@ -259,8 +259,8 @@ def main() -> None:
              f"{args.core} from utterance {load_at}{pinned}", args.png)
     write_json(args.json, {
         "model": str(args.model), "wav_scp": str(args.wav_scp), "utterances": len(utts), "repeat": args.repeat,
-        "mean_duration_s": mean_dur, "threads": args.threads, "competitor_core": args.core, "decoder_core": args.decoder_core,
-        "load_at": load_at,
+        "mean_duration_s": mean_dur, "threads": args.threads, "competitor_core": args.core,
+        "decoder_core": args.decoder_core, "load_at": load_at,
         "note": args.note, "load_average_1_5_15min": load_average, "num_blocks": n, "calibrated_rtf": {"depth1": rtf1, f"depth{n}": rtfn},
         "calibration_wall_s": probe.calibration_seconds_taken, "rtf_budget": budget,
         "budget_point": None if args.rtf_budget else args.budget_point, "results": results,

@@ -7,8 +7,8 @@ so the user states what they can afford instead of a depth:
   per second of audio).  :class:`CostModel` predicts the decoding time of an
   utterance at each depth on *this* host, fitted from a short calibration
   (:func:`calibrate`) and kept current from the real utterances decoded
-  since (a load factor: a high quantile of recent slowdowns).  :class:`DepthBudget` picks the deepest depth that
-  fits; with ``adaptive=True`` it moves down at once when recent utterances
+  since (a load factor: a high quantile of recent slowdowns).
+  :class:`DepthBudget` picks the deepest depth that fits; with ``adaptive=True`` it moves down at once when recent utterances
   exceed the budget and back up, one block at a time, only after
   ``patience`` utterances with clear room (hysteresis: entering a depth needs
   more room than staying at it), never below ``min_depth`` or above
@@ -37,6 +37,9 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+#: timed decodes per calibration point (their median counts); one value for the API, the CLI and the benchmark
+CALIBRATION_PASSES = 3
 
 
 class BudgetUnmeetableError(ValueError):
@@ -132,7 +135,7 @@ def calibrate(
     decode: Callable[[int, float], object],
     num_layers: int,
     durations: Sequence[float],
-    passes: int = 3,
+    passes: int = CALIBRATION_PASSES,
     clock: Clock = time.perf_counter,
     depths: Optional[Sequence[int]] = None,
 ) -> Tuple[CostModel, List[Tuple[int, float, float]]]:

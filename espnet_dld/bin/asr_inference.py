@@ -51,7 +51,9 @@ with quiet_espnet_imports():
     from espnet2.utils.types import str2bool
 
 from espnet_dld.asr.ctc_greedy_search import CTCGreedySearch  # noqa: E402
-from espnet_dld.asr.depth_budget import Clock, DepthBudget, calibrate, cheapest_within_wer  # noqa: E402
+from espnet_dld.asr.depth_budget import (  # noqa: E402
+    CALIBRATION_PASSES, Clock, DepthBudget, calibrate, cheapest_within_wer,
+)
 from espnet_dld.asr.depth_table import TABLE_HOWTO, find_depth_table, read_depth_table, table_wers  # noqa: E402
 from espnet_dld.asr.encoder.depth_profile_file import apply_depth_profile  # noqa: E402
 from espnet_dld.asr.encoder.layer_gating import DEPTH_POLICIES  # noqa: E402
@@ -134,7 +136,7 @@ class Speech2Text(espnet_inference.Speech2Text):
         strict: bool = False,
         depth_table: Union[Path, str, None] = None,
         calibration_seconds: float = 2.0,
-        calibration_passes: int = 3,
+        calibration_passes: int = CALIBRATION_PASSES,
         clock: Clock = time.perf_counter,
         **kwargs: Any,
     ):
@@ -477,7 +479,7 @@ def inference(
     strict_budget: bool = False,
     depth_table: Optional[str] = None,
     calibration_seconds: float = 2.0,
-    calibration_passes: int = 3,
+    calibration_passes: int = CALIBRATION_PASSES,
     **kwargs: Any,
 ) -> None:
     """Decode the data once per requested depth with one loaded model, or
@@ -642,7 +644,7 @@ def get_parser():
         "utterance length",
     )
     group.add_argument(
-        "--calibration_passes", type=int, default=3,
+        "--calibration_passes", type=int, default=CALIBRATION_PASSES,
         help="timed decodes per depth and length in the calibration (the median counts)",
     )
     return parser
