@@ -16,7 +16,8 @@ and conv1d4x relative to conv2d for DLD.
 AN4 table (``accuracy_an4_dld.json`` and ``accuracy_an4_dld_cer.json``):
 WER and CER of LD and DLD per depth on AN4's test and train_dev sets, the
 static models trained alone and the teacher; one seed shows its value,
-several their mean ± std.
+several their mean ± std.  Below it, issue 15's targets on ``test`` (means
+over the seeds) with what was measured and whether each is met.
 
 Depth-policy table (``depth_policy_<recipe>.json`` and, for the profile
 searched by dev WER, ``depth_policy_wer_<recipe>.json`` of
@@ -46,6 +47,9 @@ POLICIES = (("uniform", "uniform"), ("first", "first"), ("profile", "profile (lo
 FRONTENDS = (("", "conv2d"), ("_conv1d", "conv1d4x"))
 BOLD_GAIN = 0.10  # accuracy table: DLD this much lower than LD
 POLICY_MARGIN = 0.005  # depth-policy table: a policy this much lower than every other
+#: ESPnet's published egs2/an4/asr1 result (transformer, attention + CTC, beam 10), test WER %
+ESPNET_AN4_TEST_WER = 7.6
+TEACHER_TARGET_RATIO = 1.5  # issue 15: our greedy-CTC teacher within 1.5x of ESPnet's published WER
 
 
 def mean_std(v: Dict) -> str:
@@ -137,6 +141,43 @@ def an4_table(results: Path, recipe: str = "an4_dld") -> str:
     return "\n".join(lines)
 
 
+def met(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def an4_targets_table(results: Path, recipe: str = "an4_dld", test_set: str = "test") -> str:
+    """Issue 15's targets on AN4 ``test``: what each asks, what the seeds'
+    means give (the verdicts are ``accuracy_depth.check_targets``'s, stored in
+    the JSON) and, for the teacher, the ratio to ESPnet's published WER."""
+    entry = load(results, f"accuracy_{recipe}.json")["recipes"][recipe]["test_sets"][test_set]
+    t, teacher = entry["targets"], entry["teacher"]
+    ld = {int(d): v["mean"] for d, v in entry["ld"].items()}
+    dld = {int(d): v["mean"] for d, v in entry["dld"].items()}
+    n = max(dld)
+    worse = t["dld_le_ld_every_depth"]["depths_missed"]
+    low = t["low_depths_10pct"]
+    upper = t["half_depth_1p5x_teacher"]["depths"]
+    worst = max(upper, key=lambda d: dld[d])
+    ratio = teacher / ESPNET_AN4_TEST_WER
+    rows = [
+        ("DLD <= LD at every depth",
+         "DLD worse at depths " + ", ".join(f"{d} ({-100 * rel_gain(ld[d], dld[d]):+.1f} %)" for d in worse)
+         if worse else "DLD <= LD at all depths", t["dld_le_ld_every_depth"]["met"]),
+        (f"DLD at least 10 % lower than LD at depths <= {n // 4} (N/4)",
+         "DLD vs LD: " + ", ".join(f"depth {d} {-100 * low['rel_gain'][str(d)] + 0.0:+.1f} %" for d in low["depths"]), low["met"]),
+        ("DLD at full depth within 5 % of the teacher",
+         f"{dld[n]:.1f} against {teacher:.1f} ({100 * t['full_depth']['rel_to_teacher'] + 0.0:+.1f} %)",
+         t["full_depth"]["met"]),
+        (f"DLD within 1.5x the teacher down to depth {min(upper)}",
+         f"worst: depth {worst}, {dld[worst]:.1f} = {dld[worst] / teacher:.2f}x", t["half_depth_1p5x_teacher"]["met"]),
+        (f"teacher (greedy CTC) within {TEACHER_TARGET_RATIO}x of ESPnet's {ESPNET_AN4_TEST_WER} %",
+         f"{teacher:.1f} = {ratio:.1f}x", ratio <= TEACHER_TARGET_RATIO),
+    ]
+    lines = [f"| target ({test_set}, mean over the seeds) | measured, WER % | |", "|---|---|---|"]
+    lines += [f"| {what} | {measured} | {met(ok)} |" for what, measured, ok in rows]
+    return "\n".join(lines)
+
+
 def policy_cells(by_policy: Dict[str, Dict]) -> List[str]:
     """One row's cells: bold for the policy at least POLICY_MARGIN lower than every other."""
     group = {p: "profile" if p.startswith("profile") else p for p in by_policy}
@@ -181,6 +222,8 @@ def main(cmd: Sequence[str] = None) -> None:
     print(policy_table(args.results))
     print("\n**AN4** (12 blocks), WER and CER %:\n")
     print(an4_table(args.results))
+    print("\n**AN4 targets** (issue 15):\n")
+    print(an4_targets_table(args.results))
 
 
 if __name__ == "__main__":

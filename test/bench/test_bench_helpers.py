@@ -169,11 +169,12 @@ RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
 
 
 def test_readme_tables_are_the_ones_generated_from_the_results():
-    """Every cell of the README's accuracy, depth-policy, front-end and AN4 tables comes from
+    """Every cell of the README's accuracy, depth-policy, front-end, AN4 and AN4-target tables comes from
     the JSON, rounded once (a table pasted from a 2-decimal printout is off by 0.1)."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     for table in (readme_tables.accuracy_table(RESULTS), readme_tables.policy_table(RESULTS),
-                  readme_tables.frontend_table(RESULTS), readme_tables.an4_table(RESULTS)):
+                  readme_tables.frontend_table(RESULTS), readme_tables.an4_table(RESULTS),
+                  readme_tables.an4_targets_table(RESULTS)):
         assert table in readme
 
 
@@ -181,6 +182,25 @@ def test_an4_table_shows_one_seed_as_a_value_and_several_as_mean_and_std():
     assert readme_tables.seed_cell({"mean": 14.876, "std": 0.0, "values": [14.876]}) == "14.9"
     assert readme_tables.seed_cell({"mean": 15.0, "std": 0.54, "values": [14.5, 15.0, 15.5]}) == "15.0 ± 0.5"
     assert readme_tables.relative(17.34, 17.34) == "+0.0 %"  # a tie is no gain, not "-0.0 %"
+
+
+def test_an4_targets_table_states_each_target_with_its_measure_and_verdict(tmp_path):
+    n, teacher = 12, 10.0
+    ld = {d: 50.0 if d <= 3 else 12.0 for d in range(1, n + 1)}
+    dld = {d: 40.0 if d <= 3 else 12.0 for d in range(1, n + 1)}
+    dld[2], dld[7] = 46.0, 16.0  # depth 2: only 8 % better; depth 7: above 1.5x the teacher
+    entry = {"teacher": teacher, "ld": {d: {"mean": v} for d, v in ld.items()},
+             "dld": {d: {"mean": v} for d, v in dld.items()}}
+    entry["targets"] = accuracy_depth.check_targets(entry, n)
+    stored = json.loads(json.dumps({"recipes": {"an4_dld": {"test_sets": {"test": entry}}}}))  # str keys, as on disk
+    (tmp_path / "accuracy_an4_dld.json").write_text(json.dumps(stored))
+    rows = readme_tables.an4_targets_table(tmp_path).splitlines()[2:]
+    assert rows[0] == "| DLD <= LD at every depth | DLD worse at depths 7 (+33.3 %) | **missed** |"
+    assert rows[1] == ("| DLD at least 10 % lower than LD at depths <= 3 (N/4) | DLD vs LD: depth 1 -20.0 %, "
+                       "depth 2 -8.0 %, depth 3 -20.0 % | **missed** |")
+    assert rows[2] == "| DLD at full depth within 5 % of the teacher | 12.0 against 10.0 (+20.0 %) | **missed** |"
+    assert rows[3] == "| DLD within 1.5x the teacher down to depth 6 | worst: depth 7, 16.0 = 1.60x | **missed** |"
+    assert rows[4] == "| teacher (greedy CTC) within 1.5x of ESPnet's 7.6 % | 10.0 = 1.3x | met |"
 
 
 def test_relative_change_is_bold_from_ten_percent_lower():
