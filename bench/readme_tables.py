@@ -16,7 +16,8 @@ and conv1d4x relative to conv2d for DLD.
 AN4 table (``accuracy_an4_dld.json`` and ``accuracy_an4_dld_cer.json``):
 WER and CER of LD and DLD per depth on AN4's test and train_dev sets, the
 static models trained alone and the teacher; one seed shows its value,
-several their mean ± std.  Below it, issue 15's targets on ``test`` (means
+several their mean ± std, and "DLD vs LD" then says in how many seeds DLD
+was lower.  Below it, issue 15's targets on ``test`` (means
 over the seeds) with what was measured and whether each is met.
 
 Depth-policy table (``depth_policy_<recipe>.json`` and, for the profile
@@ -113,6 +114,14 @@ def seed_cell(v: Dict) -> str:
     return mean_std(v) if len(v.get("values", ())) > 1 else f"{v['mean']:.1f}"
 
 
+def relative_paired(ld: Dict, dld: Dict) -> str:
+    """DLD against LD on the means and, over several seeds, in how many of
+    them DLD was lower (students of one seed share the seed: a paired count)."""
+    cell = relative(ld["mean"], dld["mean"])
+    values = list(zip(ld.get("values", ()), dld.get("values", ())))
+    return cell + (f" ({sum(d < l for l, d in values)}/{len(values)})" if len(values) > 1 else "")
+
+
 def an4_table(results: Path, recipe: str = "an4_dld") -> str:
     """The headline real-speech table: WER and CER on ``test`` and WER on
     ``train_dev`` at every depth for LD and DLD, then the static models
@@ -129,7 +138,7 @@ def an4_table(results: Path, recipe: str = "an4_dld") -> str:
         row = f"| {d}{' (all)' if d == n else ''} |"
         for e, _, rel in columns:
             ld, dld = e["ld"][str(d)], e["dld"][str(d)]
-            row += f" {seed_cell(ld)} | {seed_cell(dld)} |" + (f" {relative(ld['mean'], dld['mean'])} |" if rel else "")
+            row += f" {seed_cell(ld)} | {seed_cell(dld)} |" + (f" {relative_paired(ld, dld)} |" if rel else "")
         lines.append(row)
     for blocks in sorted(wer["test"].get("static") or {}, key=int):
         row = f"| static {blocks} blocks, trained alone |"

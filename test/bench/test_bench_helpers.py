@@ -182,6 +182,10 @@ def test_an4_table_shows_one_seed_as_a_value_and_several_as_mean_and_std():
     assert readme_tables.seed_cell({"mean": 14.876, "std": 0.0, "values": [14.876]}) == "14.9"
     assert readme_tables.seed_cell({"mean": 15.0, "std": 0.54, "values": [14.5, 15.0, 15.5]}) == "15.0 ± 0.5"
     assert readme_tables.relative(17.34, 17.34) == "+0.0 %"  # a tie is no gain, not "-0.0 %"
+    # over several seeds the relative change on the means says in how many seeds DLD was lower
+    ld, dld = {"mean": 20.0, "values": [19.0, 20.0, 21.0]}, {"mean": 17.0, "values": [15.0, 20.0, 16.0]}
+    assert readme_tables.relative_paired(ld, dld) == "**-15.0 %** (2/3)"  # the tie at 20.0 is no win
+    assert readme_tables.relative_paired({"mean": 20.0, "values": [20.0]}, {"mean": 21.0, "values": [21.0]}) == "+5.0 %"
 
 
 def test_an4_targets_table_states_each_target_with_its_measure_and_verdict(tmp_path):
