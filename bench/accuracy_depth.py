@@ -196,7 +196,7 @@ def table(name: str, test_set: str, entry: Dict, num_blocks: int, metric: str = 
     for d in range(1, num_blocks + 1):
         ld, dld = entry["ld"][d], entry["dld"][d]
         cell = lambda v: f"{v['mean']:.2f} ± {v['std']:.2f} [{v['min']:.1f}–{v['max']:.1f}]"  # noqa: E731
-        lines.append(f"| {d} | {cell(ld)} | {cell(dld)} | {-100 * rel_gain(ld['mean'], dld['mean']):+.1f} % |")
+        lines.append(f"| {d} | {cell(ld)} | {cell(dld)} | {-100 * rel_gain(ld['mean'], dld['mean']) + 0.0:+.1f} % |")
     t = entry["targets"]
     lines += [
         "",
