@@ -17,8 +17,8 @@ AN4 table (``accuracy_an4_dld.json`` and ``accuracy_an4_dld_cer.json``):
 WER and CER of LD and DLD per depth on AN4's test and train_dev sets, the
 static models trained alone and the teacher; one seed shows its value,
 several their mean ± std, and "DLD vs LD" then says in how many seeds DLD
-was lower.  Below it, issue 15's targets on ``test`` (means
-over the seeds) with what was measured and whether each is met.
+was lower.  Below it, issue 15's targets on ``test`` (means over the
+seeds) with what was measured and whether each is met.
 
 Depth-policy table (``depth_policy_<recipe>.json`` and, for the profile
 searched by dev WER, ``depth_policy_wer_<recipe>.json`` of
@@ -61,9 +61,13 @@ def bold(text: str, on: bool) -> str:
     return f"**{text}**" if on else text
 
 
+def signed_pct(fraction: float) -> str:
+    return f"{100 * fraction + 0.0:+.1f} %"  # + 0.0: a tie prints "+0.0 %", not "-0.0 %"
+
+
 def relative(ld: float, dld: float) -> str:
     """DLD against LD in %, negative when DLD is better, bold from 10 % better."""
-    return bold(f"{-100 * rel_gain(ld, dld) + 0.0:+.1f} %", rel_gain(ld, dld) >= BOLD_GAIN)  # + 0.0: no "-0.0"
+    return bold(signed_pct(-rel_gain(ld, dld)), rel_gain(ld, dld) >= BOLD_GAIN)
 
 
 def load(results: Path, name: str) -> Dict:
@@ -170,12 +174,12 @@ def an4_targets_table(results: Path, recipe: str = "an4_dld", test_set: str = "t
     ratio = teacher / ESPNET_AN4_TEST_WER
     rows = [
         ("DLD <= LD at every depth",
-         "DLD worse at depths " + ", ".join(f"{d} ({-100 * rel_gain(ld[d], dld[d]):+.1f} %)" for d in worse)
+         "DLD worse at depths " + ", ".join(f"{d} ({signed_pct(-rel_gain(ld[d], dld[d]))})" for d in worse)
          if worse else "DLD <= LD at all depths", t["dld_le_ld_every_depth"]["met"]),
         (f"DLD at least 10 % lower than LD at depths <= {n // 4} (N/4)",
-         "DLD vs LD: " + ", ".join(f"depth {d} {-100 * low['rel_gain'][str(d)] + 0.0:+.1f} %" for d in low["depths"]), low["met"]),
+         "DLD vs LD: " + ", ".join(f"depth {d} {signed_pct(-low['rel_gain'][str(d)])}" for d in low["depths"]), low["met"]),
         ("DLD at full depth within 5 % of the teacher",
-         f"{dld[n]:.1f} against {teacher:.1f} ({100 * t['full_depth']['rel_to_teacher'] + 0.0:+.1f} %)",
+         f"{dld[n]:.1f} against {teacher:.1f} ({signed_pct(t['full_depth']['rel_to_teacher'])})",
          t["full_depth"]["met"]),
         (f"DLD within 1.5x the teacher down to depth {min(upper)}",
          f"worst: depth {worst}, {dld[worst]:.1f} = {dld[worst] / teacher:.2f}x", t["half_depth_1p5x_teacher"]["met"]),

@@ -8,9 +8,10 @@ so the user states what they can afford instead of a depth:
   utterance at each depth on *this* host, fitted from a short calibration
   (:func:`calibrate`) and kept current from the real utterances decoded
   since (a load factor: a high quantile of recent slowdowns).
-  :class:`DepthBudget` picks the deepest depth that fits; with ``adaptive=True`` it moves down at once when recent utterances
-  exceed the budget and back up, one block at a time, only after
-  ``patience`` utterances with clear room (hysteresis: entering a depth needs
+  :class:`DepthBudget` picks the deepest depth that fits; with
+  ``adaptive=True`` it moves down at once when recent utterances exceed
+  the budget and back up, one block at a time, only after ``patience``
+  utterances with clear room (hysteresis: entering a depth needs
   more room than staying at it), never below ``min_depth`` or above
   ``max_depth``.
 * **accuracy budget** (``max_wer_increase``): :func:`cheapest_within_wer`
