@@ -7,6 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
+import ablation_table  # noqa: E402
 import accuracy_depth  # noqa: E402
 import depth_policy  # noqa: E402
 import training_cost  # noqa: E402
@@ -205,6 +206,30 @@ def test_an4_targets_table_states_each_target_with_its_measure_and_verdict(tmp_p
     assert rows[2] == "| DLD at full depth within 5 % of the teacher | 12.0 against 10.0 (+20.0 %) | **missed** |"
     assert rows[3] == "| DLD within 1.5x the teacher down to depth 6 | worst: depth 7, 16.0 = 1.60x | **missed** |"
     assert rows[4] == "| teacher (greedy CTC) within 1.5x of ESPnet's 7.6 % | 10.0 = 1.3x | met |"
+
+
+def ablation_json(path, run_args, ld_tag, by_set):
+    """An accuracy_depth.py JSON of one recipe with 2 blocks: by_set = {set: (ld wers, dld wers)}."""
+    sets = {ts: {m: {str(d + 1): {"mean": w, "values": [w]} for d, w in enumerate(ws)}
+                 for m, ws in zip(("ld", "dld"), pair)} for ts, pair in by_set.items()}
+    path.write_text(json.dumps({"tag": "_x" if ld_tag is not None else "", "ld_tag": ld_tag, "run_args": run_args,
+                                "recipes": {"an4_dld": {"num_blocks": 2, "test_sets": sets}}}))
+    return str(path)
+
+
+def test_ablation_table_lists_a_shared_ld_once_and_chooses_on_the_dev_set(tmp_path):
+    base = ablation_json(tmp_path / "a.json", "", None, {"test": ([60, 20], [50, 20]), "dev": ([70, 30], [60, 30])})
+    # better on test (30 < 35) but worse on dev (48 > 45): the dev set decides
+    other = ablation_json(tmp_path / "b.json", "--kd_weight 8", "", {"test": ([0, 0], [40, 20]), "dev": ([0, 0], [66, 30])})
+    entries = ablation_table.settings([base, other])
+    assert [(e["setting"], e["test_set"], e["model"]) for e in entries] == [
+        ("recipe defaults", "test", "ld"), ("recipe defaults", "test", "dld"),
+        ("recipe defaults", "dev", "ld"), ("recipe defaults", "dev", "dld"),
+        ("--kd_weight 8", "test", "dld"), ("--kd_weight 8", "dev", "dld")]  # the shared LD is not repeated
+    assert ablation_table.choose(entries, "dev")["setting"] == "recipe defaults"
+    assert ablation_table.choose(entries, "test")["setting"] == "--kd_weight 8"
+    assert ablation_table.choose(entries, "eval") is None
+    assert "| an4_dld/dev | DLD | `--kd_weight 8` | 1 | 66.00 | 30.00 | 48.00 |" in ablation_table.rows(entries)
 
 
 def test_relative_change_is_bold_from_ten_percent_lower():

@@ -42,3 +42,15 @@ def test_dld_sh_decodes_the_model_that_criterion_averages():
 def test_librispeech_conformer_configs_follow_espnet_librispeech_100(name):
     conf = _load(EGS2 / f"librispeech_dld/asr1/conf/{name}.yaml")
     assert (conf["accum_grad"], conf["use_amp"], conf["batch_bins"]) == (4, True, 16000000)
+
+
+STUDENT_CONFIGS = [p for p in TRAIN_CONFIGS if _load(p).get("model") == "dld"]
+
+
+@pytest.mark.parametrize("config", STUDENT_CONFIGS, ids=lambda p: str(p.relative_to(EGS2)))
+def test_kd_normalisation_follows_what_measured_best_at_the_students_depth(config):
+    """At 12 blocks (AN4) the KL summed per utterance won on train_dev; at 6 blocks (mini_dld) the
+    frame mean did (docs/an4.md, README's ablations): each student config carries its depth's winner."""
+    conf = _load(config)
+    expected = "utterance" if conf["encoder_conf"]["num_blocks"] >= 12 else "frame"
+    assert conf["model_conf"].get("kd_normalize", "frame") == expected
