@@ -83,6 +83,18 @@ def test_full_depth_target_needs_both_conditions():
     assert not worse_than_ld["test_sets"]["test"]["targets"]["full_depth"]["met"]
 
 
+def test_equal_error_counts_are_a_tie_despite_the_reports_rounding():
+    # AN4 test, depth 8: 135+108+127 and 124+118+128 errors of 773 words, each WER stored with 4 decimals
+    ld, dld = [17.4644, 13.9715, 16.4295], [16.0414, 15.2652, 16.5589]
+    assert sum(dld) / 3 > sum(ld) / 3  # by 3e-5, from the rounding alone
+    mean = lambda v: {"mean": sum(v) / 3}  # noqa: E731
+    entry = {"teacher": 16.0, "ld": {1: mean(ld), 2: mean(ld)}, "dld": {1: mean(dld), 2: mean(dld)}}
+    t = accuracy_depth.check_targets(entry, 2)
+    assert t["dld_le_ld_every_depth"] == {"met": True, "depths_missed": []} and t["full_depth"]["dld_le_ld"]
+    entry["dld"][1] = {"mean": sum(ld) / 3 + 0.13}  # one more error in each seed (of 773 words) is a loss
+    assert accuracy_depth.check_targets(entry, 2)["dld_le_ld_every_depth"]["depths_missed"] == [1]
+
+
 def test_half_depth_target_holds_dld_within_1p5x_the_teacher():
     # 4 blocks: depths 2-4 are the upper half; DLD 45 at depth 2 is above 1.5 x 29
     missed = accuracy_depth.aggregate([report([90, 50, 30, 21], [80, 45, 29, 20], 29.0)], [0])
