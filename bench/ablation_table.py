@@ -24,7 +24,7 @@ from common import finish_depth_axes, save_figure  # noqa: E402
 
 def settings(paths: List[str]) -> List[Dict]:
     """One entry per (file, recipe, test set, model): the mean WER per depth over its seeds.
-    A shared LD (an ablation that reused another run's LD students) is listed once, with its source."""
+    A shared LD (an ablation that reused another run's LD students) is listed once, by the run that trained it."""
     out = []
     for path in paths:
         data = json.loads(Path(path).read_text())
