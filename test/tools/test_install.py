@@ -28,6 +28,23 @@ def _run(cmd, **extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, env=_env(**extra), capture_output=True, text=True, timeout=600)
 
 
+def _tools_checkout(tmp_path: Path) -> Path:
+    """A checkout holding only setup.py and tools/'s own files: never a venv
+    (CI builds tools/venv-py3.12 beside tools/venv, 11 GB that pytest would
+    otherwise copy and keep in its basetemp)."""
+    root = tmp_path / "checkout"
+    (root / "tools").mkdir(parents=True)
+    for src in TOOLS.iterdir():
+        if src.name.startswith("venv") or src.name == "__pycache__":
+            continue
+        if src.is_dir():
+            shutil.copytree(src, root / "tools" / src.name)
+        else:
+            shutil.copy(src, root / "tools" / src.name)
+    shutil.copy(ROOT / "setup.py", root / "setup.py")
+    return root
+
+
 @pytest.fixture
 def broken_torchaudio(tmp_path: Path) -> Path:
     """A ``torchaudio`` first on the path that fails on import the way the
@@ -97,9 +114,7 @@ def test_stamp_covers_the_lock(light_venv: Path, tmp_path: Path):
     assert "up to date" in res.stdout
 
     # The same venv against a checkout whose lock changed: reinstall.
-    root = tmp_path / "checkout"
-    shutil.copytree(TOOLS, root / "tools", ignore=shutil.ignore_patterns("venv", "__pycache__"))
-    shutil.copy(ROOT / "setup.py", root / "setup.py")
+    root = _tools_checkout(tmp_path)
     line = f"{sys.version_info.major}.{sys.version_info.minor}"
     lock = root / "tools" / "lock" / f"py{line}.txt"
     res = _run(["bash", str(root / "tools" / "install.sh"), "--dry-run"], VENV=str(light_venv))
@@ -110,9 +125,7 @@ def test_stamp_covers_the_lock(light_venv: Path, tmp_path: Path):
 
 
 def test_unsupported_python_line_is_refused(light_venv: Path, tmp_path: Path):
-    root = tmp_path / "checkout"
-    shutil.copytree(TOOLS, root / "tools", ignore=shutil.ignore_patterns("venv", "__pycache__"))
-    shutil.copy(ROOT / "setup.py", root / "setup.py")
+    root = _tools_checkout(tmp_path)
     line = f"{sys.version_info.major}.{sys.version_info.minor}"
     (root / "tools" / "lock" / f"py{line}.txt").unlink()
     res = _run(["bash", str(root / "tools" / "install.sh"), "--dry-run"], VENV=str(light_venv))
