@@ -24,12 +24,17 @@ from common import finish_depth_axes, save_figure  # noqa: E402
 
 def settings(paths: List[str]) -> List[Dict]:
     """One entry per (file, recipe, test set, model): the mean WER per depth over its seeds.
-    A shared LD (an ablation that reused another run's LD students) is listed once, by the run that trained it."""
+    A shared LD (an ablation that reused another run's LD students) is listed once: by the run that
+    trained it where that run is among ``paths``, else by the first ablation that reused it."""
+    files = [json.loads(Path(path).read_text()) for path in paths]
+    listed_ld = {data.get("tag") for data in files if data.get("ld_tag") in (None, data.get("tag"))}
     out = []
-    for path in paths:
-        data = json.loads(Path(path).read_text())
+    for data in files:
         setting = data.get("run_args") or "recipe defaults"
         shared_ld = data.get("ld_tag") is not None and data.get("ld_tag") != data.get("tag")
+        if shared_ld and data.get("ld_tag") not in listed_ld:
+            listed_ld.add(data.get("ld_tag"))
+            shared_ld = False
         for recipe, agg in data["recipes"].items():
             n = agg["num_blocks"]
             for test_set, entry in agg["test_sets"].items():

@@ -242,6 +242,11 @@ def test_ablation_table_lists_a_shared_ld_once_and_chooses_on_the_dev_set(tmp_pa
     assert ablation_table.choose(entries, "test")["setting"] == "--kd_weight 8"
     assert ablation_table.choose(entries, "eval") is None
     assert "| an4_dld/dev | DLD | `--kd_weight 8` | 1 | 66.00 | 30.00 | 48.00 |" in ablation_table.rows(entries)
+    # without the run that trained it, the shared LD is listed by the ablation that reused it, once
+    third = ablation_json(tmp_path / "c.json", "--kd_weight 2", "", {"test": ([0, 0], [45, 20])})
+    assert [(e["setting"], e["model"]) for e in ablation_table.settings([other, third])] == [
+        ("--kd_weight 8", "ld"), ("--kd_weight 8", "dld"), ("--kd_weight 8", "ld"), ("--kd_weight 8", "dld"),
+        ("--kd_weight 2", "dld")]
 
 
 def test_relative_change_is_bold_from_ten_percent_lower():
