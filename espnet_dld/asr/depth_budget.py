@@ -75,6 +75,15 @@ class CostModel:
     its mean; a quantile (not the maximum) lets one stray spike move it by
     only a fraction, while a lasting slowdown takes it over within two or
     three utterances, and a load that has gone is forgotten after a window.
+
+    The window is kept per contention ``level`` (how many of the decoder's
+    cores other processes take, :mod:`espnet_dld.asr.cpu_contention`): when
+    the level changes, :meth:`enter_level` switches to that level's own
+    recent ratios, so a load that comes back is known at once and one that
+    goes is forgotten at once.  A level entered for the first time starts
+    from a guess (``unseen_load``), which stays a floor under the estimate
+    until ``prior_count`` utterances were measured there: one lucky first
+    utterance at a new load is not the load.
     """
 
     num_layers: int
@@ -84,14 +93,17 @@ class CostModel:
     load: float = 1.0
     load_window: int = 10
     load_quantile: float = 0.9
-    _ratios: Deque[float] = field(init=False, repr=False)
+    level: int = 0
+    prior_count: int = 3
+    _windows: Dict[int, Deque[float]] = field(init=False, repr=False)
+    _priors: Dict[int, float] = field(init=False, repr=False)
 
     def __post_init__(self):
         if isinstance(self.load_window, bool) or not isinstance(self.load_window, int) or self.load_window < 1:
             raise ValueError(f"load_window must be an integer >= 1 (utterances), got {self.load_window!r}")
         if not 0.0 <= self.load_quantile <= 1.0:
             raise ValueError(f"load_quantile must be in [0, 1], got {self.load_quantile!r}")
-        self._ratios = deque(maxlen=self.load_window)
+        self._windows, self._priors = {}, {}
 
     @classmethod
     def fit(cls, num_layers: int, measurements: Sequence[Tuple[int, float, float]], **kwargs) -> "CostModel":
@@ -123,13 +135,36 @@ class CostModel:
         predicted = self.unloaded_seconds(depth, duration)
         if predicted <= 0 or seconds <= 0:
             return
-        self._ratios.append(seconds / predicted)
-        self.load = float(np.quantile(np.fromiter(self._ratios, float), self.load_quantile))
+        window = self._windows.setdefault(self.level, deque(maxlen=self.load_window))
+        window.append(seconds / predicted)
+        self.load = self._quantile(window)
+        if self.level in self._priors:
+            if len(window) < self.prior_count:
+                self.load = max(self.load, self._priors[self.level])
+            else:
+                del self._priors[self.level]
+
+    def _quantile(self, window: Deque[float]) -> float:
+        return float(np.quantile(np.fromiter(window, float), self.load_quantile))
+
+    def enter_level(self, level: int, unseen_load: float) -> None:
+        """Switch to contention ``level``: its load is the quantile of the
+        ratios last measured at that level, or ``unseen_load`` if none were
+        (the floor of its first ``prior_count`` measurements)."""
+        window = self._windows.get(level)
+        self.level = level
+        if not window and level not in self._priors:
+            self._priors[level] = float(unseen_load)
+        if level in self._priors:
+            self.load = max(self._priors[level], self._quantile(window) if window else 0.0)
+        else:
+            self.load = self._quantile(window)
 
     def as_dict(self) -> Dict[str, float]:
         return {"overhead_s": self.overhead, "base_s_per_audio_s": self.base,
                 "per_block_s_per_audio_s": self.per_block, "load": self.load, "load_window": self.load_window,
-                "load_quantile": self.load_quantile}
+                "load_quantile": self.load_quantile, "contention_level": self.level,
+                "load_by_level": {lv: self._quantile(w) for lv, w in sorted(self._windows.items()) if w}}
 
 
 def calibrate(
@@ -171,6 +206,8 @@ class UtteranceRecord:
     duration: float
     seconds: float
     budget_depth: Optional[int]  # the depth the budget chose (None: the caller gave a depth)
+    level: int = 0  # the contention level it was decoded at
+    threads: Optional[int] = None  # the decoder's threads, where the budget sets them
 
     @property
     def rtf(self) -> float:
@@ -194,6 +231,23 @@ class DepthBudget:
     utterance (a short one) would exceed ``stay``.  Without ``adaptive`` the
     depth chosen from the calibration stays (the cost model still learns).
 
+    With a ``contention`` sensor (a callable returning how many of the
+    decoder's ``cores`` other processes keep busy, or None;
+    :class:`~espnet_dld.asr.cpu_contention.CpuContention`) an adaptive budget
+    also reads the host before each utterance (and after it, to start the
+    next reading's window): when the busy cores, rounded,
+    change (by at least ``0.5 + level_hysteresis``), the load estimate
+    switches to that level's own window (:meth:`CostModel.enter_level`) and
+    the depth is chosen afresh, before the new load has slowed an utterance.
+    A level not seen yet starts from a guess: the current load times
+    ``unseen_margin`` times the ratio of the two levels' fair-share
+    slowdowns (2 where a decoder thread shares its core with another
+    process).  With ``adapt_threads`` the budget also sets ``threads``, the
+    decoder's thread count, to the cores left free (at least 1, at most the
+    count at calibration): a parallel region waits for its slowest thread,
+    so one thread on a free core beats two where one shares its core.
+    Applying ``threads`` (``torch.set_num_threads``) is the decoder's job.
+
     A budget that no depth >= ``min_depth`` meets: by default ``min_depth``
     is used and one warning is logged, because a decoder that must keep
     producing text is better served by its cheapest depth than by an
@@ -211,6 +265,12 @@ class DepthBudget:
     headroom: float = 0.95
     hysteresis: float = 0.1
     patience: int = 3
+    contention: Optional[Callable[[], Optional[float]]] = None
+    cores: int = 1
+    threads: int = 1
+    adapt_threads: bool = False
+    level_hysteresis: float = 0.2
+    unseen_margin: float = 1.2
     history: List[UtteranceRecord] = field(default_factory=list)
 
     def __post_init__(self):
@@ -226,6 +286,13 @@ class DepthBudget:
                              f"{self.hysteresis}")
         if self.patience < 1:
             raise ValueError(f"patience must be >= 1, got {self.patience}")
+        for name in ("cores", "threads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.adapt_threads and self.contention is None:
+            raise ValueError("adapt_threads needs a contention sensor (it sets the threads from the busy cores)")
+        self._calibration_threads = self.threads
         self._lock = threading.RLock()
         self._warned = False
         self._room = 0  # consecutive utterances with room for one more block
@@ -286,19 +353,52 @@ class DepthBudget:
         with self._lock:
             if not self.adaptive:
                 return self.depth
+            self._sense()
             fit, met = self._fit(duration, self.stay_rtf)
             if not met:
                 self._unmet(duration)
             return min(self.depth, fit)
+
+    # -- contention --------------------------------------------------------------
+    def _slowdown(self, level: int, threads: int) -> float:
+        """Fair-share slowdown against the calibration (no contention, its
+        threads): fewer threads lose parallelism, and a thread sharing its
+        core with another process runs at half speed, holding up the rest."""
+        shared = threads + level > self.cores and level > 0
+        return self._calibration_threads / threads * (2.0 if shared else 1.0)
+
+    def _sense(self) -> None:
+        """Read the contention sensor; on a new level switch the load
+        estimate (and the threads) and choose the depth afresh."""
+        if self.contention is None:
+            return
+        busy = self.contention()
+        if busy is None or abs(busy - self.cost.level) < 0.5 + self.level_hysteresis:
+            return
+        level = min(self.cores, max(0, int(round(busy))))
+        if level == self.cost.level:
+            return
+        threads = max(1, min(self._calibration_threads, self.cores - level)) if self.adapt_threads else self.threads
+        unseen = (self.cost.load * self.unseen_margin * self._slowdown(level, threads)
+                  / self._slowdown(self.cost.level, self.threads))
+        self.cost.enter_level(level, unseen)
+        self.threads = threads
+        depth = self._fit(self.typical_duration, self.enter_rtf)[0]
+        logger.info("depth budget: %.2f busy cores (level %d), load %.2f, %d threads, depth %d -> %d", busy,
+                    level, self.cost.load, threads, self.depth, depth)
+        self.depth, self._room = depth, 0
 
     # -- learning --------------------------------------------------------------
     def observe(self, depth: int, duration: float, seconds: float, budget_depth: Optional[int] = None) -> None:
         """Learn from one decoded utterance (any depth, chosen by the budget
         or given by the caller) and, if adaptive, move the controller's depth."""
         with self._lock:
-            self.history.append(UtteranceRecord(depth, duration, seconds, budget_depth))
+            self.history.append(UtteranceRecord(depth, duration, seconds, budget_depth, self.cost.level,
+                                                self.threads if self.adapt_threads else None))
             self.cost.observe(depth, duration, seconds)
             if self.adaptive:
+                if self.contention is not None:
+                    self.contention()  # a reading now starts the window the next utterance's is taken over
                 self._adapt()
 
     def _adapt(self) -> None:
@@ -317,7 +417,9 @@ class DepthBudget:
     def as_dict(self) -> Dict:
         return {"rtf_budget": self.rtf_budget, "adaptive": self.adaptive, "min_depth": self.min_depth,
                 "max_depth": self.max_depth, "strict": self.strict, "depth": self.depth,
-                "typical_duration": self.typical_duration, "cost_model": self.cost.as_dict()}
+                "typical_duration": self.typical_duration, "contention_sensor": self.contention is not None,
+                "cores": self.cores, "threads": self.threads, "adapt_threads": self.adapt_threads,
+                "cost_model": self.cost.as_dict()}
 
 
 # -- accuracy budget ----------------------------------------------------------

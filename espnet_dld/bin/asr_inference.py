@@ -23,7 +23,8 @@ A depth profile (``depth_profile.yaml``, measured by
 Instead of a depth the user may give a budget (docs/depth_budget.md):
 ``--rtf_budget R`` decodes at the deepest depth whose real-time factor on
 this host fits R (``--adaptive true``: re-chosen per utterance as the load
-changes, never below ``--min_depth``); ``--max_wer_increase X`` at the
+changes and, with ``--cpu_contention true``, as other processes take the
+cores; never below ``--min_depth``); ``--max_wer_increase X`` at the
 cheapest depth whose dev WER (the table the recipe packs with the model) is
 within X relative of full depth's.  The depth of every utterance is then
 written to ``<output_dir>/depth`` (``key depth`` lines).
@@ -33,11 +34,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -50,6 +52,7 @@ with quiet_espnet_imports():
     from espnet_dld.compat import get_commandline_args
     from espnet2.utils.types import str2bool
 
+from espnet_dld.asr.cpu_contention import CpuContention  # noqa: E402
 from espnet_dld.asr.ctc_greedy_search import CTCGreedySearch  # noqa: E402
 from espnet_dld.asr.depth_budget import (  # noqa: E402
     CALIBRATION_PASSES, Clock, DepthBudget, calibrate, cheapest_within_wer,
@@ -115,6 +118,15 @@ class Speech2Text(espnet_inference.Speech2Text):
     ``max_wer_increase=X`` picks the cheapest depth whose dev WER in the
     packed ``depth_table.yaml`` (or ``depth_table``) is within X (relative)
     of full depth's; with ``rtf_budget`` too, that depth is the floor.
+    With ``cpu_contention=True`` an adaptive budget also reads the host's CPU
+    contention before each utterance (:class:`~espnet_dld.asr.cpu_contention.CpuContention`
+    where ``/proc`` has it; a callable returning busy cores is injectable;
+    default ``False``: learn from decoded utterances only), so a competing
+    process that starts between two utterances moves the depth before it
+    slows one; ``adapt_threads=True`` also sets torch's (process-wide) thread
+    count to the cores left free.  Off by default: it measured better than
+    the utterance-only controller with two threads, worse with one pinned
+    thread (docs/depth_budget.md).
     ``last_depth`` is the depth of this thread's latest call; ``depth=`` in
     a call still overrides any budget.  ``clock`` (seconds, monotonic) is
     injectable for tests.
@@ -131,6 +143,8 @@ class Speech2Text(espnet_inference.Speech2Text):
         depth_policy: Optional[str] = None,
         rtf_budget: Optional[float] = None,
         adaptive: bool = False,
+        cpu_contention: Union[bool, Callable[[], Optional[float]]] = False,
+        adapt_threads: bool = False,
         min_depth: int = 1,
         max_wer_increase: Optional[float] = None,
         strict: bool = False,
@@ -173,11 +187,14 @@ class Speech2Text(espnet_inference.Speech2Text):
                             if self.depth_table_path is not None else None)
         self.depth_budget: Optional[DepthBudget] = None
         self._setup_budgets(depth, layers, rtf_budget, adaptive, min_depth, max_wer_increase, strict,
-                            calibration_seconds, calibration_passes)
+                            calibration_seconds, calibration_passes, cpu_contention, adapt_threads)
 
     # -- budgets -----------------------------------------------------------
     def _setup_budgets(self, depth, layers, rtf_budget, adaptive, min_depth, max_wer_increase, strict,
-                       calibration_seconds, calibration_passes) -> None:
+                       calibration_seconds, calibration_passes, cpu_contention, adapt_threads) -> None:
+        if not adaptive and (callable(cpu_contention) or adapt_threads):
+            raise ValueError("cpu_contention (a sensor) and adapt_threads steer the adaptive budget: give "
+                             "adaptive=True with rtf_budget")
         if rtf_budget is None and max_wer_increase is None:
             if adaptive or min_depth != 1 or strict:
                 raise ValueError(f"adaptive={adaptive} min_depth={min_depth} strict={strict} only apply with "
@@ -199,11 +216,32 @@ class Speech2Text(espnet_inference.Speech2Text):
             self.set_depth(floor)
             return
         cost = self.calibrate_cost(calibration_seconds, calibration_passes)
+        sensor = self._contention_sensor(cpu_contention, adapt_threads) if adaptive else None
         self.depth_budget = DepthBudget(cost, rtf_budget, adaptive=adaptive, min_depth=floor, strict=strict,
-                                        typical_duration=calibration_seconds)
+                                        typical_duration=calibration_seconds, contention=sensor,
+                                        cores=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                        else (os.cpu_count() or 1),
+                                        threads=torch.get_num_threads(), adapt_threads=adapt_threads)
         self.set_depth(self.depth_budget.depth)
         logger.info("rtf_budget %g: depth %d of %d (adaptive %s)", rtf_budget, self.depth_budget.depth,
                     self.num_layers, adaptive)
+
+    @staticmethod
+    def _contention_sensor(cpu_contention, adapt_threads: bool) -> Optional[Callable[[], Optional[float]]]:
+        """The sensor an adaptive budget reads: ours where the host has one."""
+        if callable(cpu_contention):
+            return cpu_contention
+        if cpu_contention is True and CpuContention.available():
+            return CpuContention()
+        if cpu_contention not in (True, False):
+            raise ValueError(f"cpu_contention must be True, False or a callable, got {cpu_contention!r}")
+        if adapt_threads:
+            raise ValueError("adapt_threads=True needs the CPU contention sensor (cpu_contention=True on a host "
+                             "with /proc), which " + ("is off" if cpu_contention is False else "this host lacks"))
+        if cpu_contention is True:
+            logger.warning("this host has no /proc CPU accounting: the adaptive budget learns the load from "
+                           "decoded utterances only")
+        return None
 
     def depth_for_wer_increase(self, max_wer_increase: float, min_depth: int = 1) -> int:
         """The cheapest depth (>= ``min_depth``) whose dev WER in the packed
@@ -337,6 +375,8 @@ class Speech2Text(espnet_inference.Speech2Text):
             duration = self._duration(speech)
             if depth is None and layers is None and self.depth_budget is not None:
                 depth = budget_depth = self.depth_budget.depth_for(duration)
+                if self.depth_budget.adapt_threads and torch.get_num_threads() != self.depth_budget.threads:
+                    torch.set_num_threads(self.depth_budget.threads)
             if depth is None and layers is None:
                 results, seconds = self._decode(speech)
             else:
@@ -474,6 +514,8 @@ def inference(
     skip_bad_utts: bool = False,
     rtf_budget: Optional[float] = None,
     adaptive: bool = False,
+    cpu_contention: bool = False,
+    adapt_threads: bool = False,
     min_depth: int = 1,
     max_wer_increase: Optional[float] = None,
     strict_budget: bool = False,
@@ -508,6 +550,8 @@ def inference(
         depth_policy=depth_policy,
         rtf_budget=rtf_budget,
         adaptive=adaptive,
+        cpu_contention=cpu_contention,
+        adapt_threads=adapt_threads,
         min_depth=min_depth,
         max_wer_increase=max_wer_increase,
         strict=strict_budget,
@@ -618,6 +662,16 @@ def get_parser():
         "--adaptive", type=str2bool, default=False,
         help="with --rtf_budget: re-choose the depth per utterance from the measured load (down at once when "
         "utterances exceed the budget, up with hysteresis when there is room)",
+    )
+    group.add_argument(
+        "--cpu_contention", type=str2bool, default=False,
+        help="with --adaptive: also read the host's CPU contention (/proc) before each utterance, so a process "
+        "that starts competing for the cores lowers the depth before it slows an utterance",
+    )
+    group.add_argument(
+        "--adapt_threads", type=str2bool, default=False,
+        help="with --adaptive and --cpu_contention: decode with as many torch threads as cores are left free "
+        "by other processes",
     )
     group.add_argument(
         "--min_depth", type=int, default=1,

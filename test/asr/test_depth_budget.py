@@ -219,3 +219,122 @@ def test_depth_table_file_round_trip_and_errors(tmp_path):
         path.write_text(yaml.safe_dump(bad))
         with pytest.raises(ValueError, match=message):
             read_depth_table(path)
+
+
+# -- contention sensing ---------------------------------------------------------
+class FakeSensor:
+    """Busy cores of other processes, as the next readings; the load factor a
+    decoder thread sees follows: 2x where it shares its core."""
+
+    def __init__(self, busy=0.0):
+        self.busy = busy
+
+    def __call__(self):
+        return self.busy
+
+
+def run_sensed(budget, sensor, busy_per_utt, load_of=lambda busy, threads: 2.0 if (busy or 0.0) >= 0.5 else 1.0):
+    """One 2 s utterance per sensor reading; the competitor has started
+    before the utterance's depth is chosen (as the benchmark's does)."""
+    depths, rtfs = [], []
+    for busy in busy_per_utt:
+        sensor.busy = busy
+        depth = budget.depth_for(2.0)
+        seconds = true_seconds(depth, 2.0, load_of(busy, budget.threads))
+        budget.observe(depth, 2.0, seconds, depth)
+        depths.append(depth)
+        rtfs.append(seconds / 2.0)
+    return depths, rtfs
+
+
+def sensed_budget(sensor=None, **kwargs):
+    # full depth fits the quiet host with a margin; under 2x load depths <= 2 fit, under 2.4x depth 1
+    return DepthBudget(model(), rtf_budget=model().rtf(N, 2.0) * 1.02 / (0.95 * 0.9), adaptive=True,
+                       contention=sensor, **kwargs)
+
+
+def test_sensed_onset_lowers_the_depth_before_the_first_slow_utterance():
+    loads = [0.0] * 10 + [1.0] * 20
+    blind = sensed_budget()
+    _, blind_rtfs = run_sensed(blind, FakeSensor(), loads)
+    sensor = FakeSensor()
+    sensed = sensed_budget(sensor)
+    depths, rtfs = run_sensed(sensed, sensor, loads)
+    assert blind_rtfs[10] > blind.rtf_budget  # from past utterances alone the onset costs one
+    assert depths[:10] == [N] * 10 and depths[10] == 1  # the sensor moves it before utterance 10 ...
+    assert all(r <= sensed.rtf_budget for r in rtfs)  # ... so none exceeds the budget
+    assert [r.level for r in sensed.history] == [0] * 10 + [1] * 20
+    # the guess for the unseen level: the quiet load x margin 1.2 x the fair-share slowdown 2
+    assert sensed.cost.as_dict()["load_by_level"][1] == pytest.approx(2.0)
+
+
+def test_an_unseen_levels_guess_is_a_floor_until_three_utterances_were_measured():
+    cost = model(load_window=10)
+    cost.enter_level(1, unseen_load=2.4)
+    assert cost.load == pytest.approx(2.4)
+    cost.observe(3, 2.0, true_seconds(3, 2.0, 1.5))  # a lucky first utterance at the new load ...
+    assert cost.load == pytest.approx(2.4)  # ... does not lower the estimate
+    cost.enter_level(0, unseen_load=9.0)  # level 0 was measured (as the default level): its window counts
+    cost.enter_level(1, unseen_load=9.0)  # back at level 1: its own guess stays, a new one does not replace it
+    assert cost.load == pytest.approx(2.4)
+    cost.observe(3, 2.0, true_seconds(3, 2.0, 1.5))
+    cost.observe(3, 2.0, true_seconds(3, 2.0, 1.5))  # the third measurement: the window alone from now on
+    assert cost.load == pytest.approx(1.5)
+
+
+def test_levels_keep_their_own_load_so_a_load_that_goes_is_forgotten_at_once():
+    sensor = FakeSensor()
+    budget = sensed_budget(sensor)
+    depths, rtfs = run_sensed(budget, sensor, [0.0] * 5 + [1.0] * 10 + [0.0] * 5 + [1.0] * 5)
+    assert depths[15] == N  # the quiet level's own window: back to full fit at once, no patience
+    assert depths[20] == depths[14] and budget.cost.load == pytest.approx(2.0)  # the load came back: known
+    assert all(r <= budget.rtf_budget for r in rtfs)
+
+
+def test_level_hysteresis_ignores_a_reading_near_the_rounding_edge():
+    sensor = FakeSensor()
+    budget = sensed_budget(sensor, level_hysteresis=0.2)
+    run_sensed(budget, sensor, [0.0, 0.65])  # |0.65 - 0| < 0.7: stays at level 0
+    assert budget.cost.level == 0
+    run_sensed(budget, sensor, [0.75])
+    assert budget.cost.level == 1
+    run_sensed(budget, sensor, [0.35, None])  # |0.35 - 1| < 0.7, and no reading: stays
+    assert budget.cost.level == 1
+    run_sensed(budget, sensor, [0.25])
+    assert budget.cost.level == 0
+    sensor.busy = 7.0  # more than our cores: the level is capped at them
+    budget.depth_for(2.0)
+    assert budget.cost.level == budget.cores == 1
+
+
+def test_adapt_threads_leaves_the_taken_cores_to_the_competitor():
+    sensor = FakeSensor()
+    budget = sensed_budget(sensor, cores=2, threads=2, adapt_threads=True)
+    run_sensed(budget, sensor, [0.0])
+    sensor.busy = 1.0
+    budget.depth_for(2.0)
+    assert budget.threads == 1
+    # one thread on the free core: half the parallelism, no shared core, so 2x, and the margin
+    assert budget.cost.load == pytest.approx(2.0 * 1.2)
+    budget.observe(1, 2.0, true_seconds(1, 2.0, 2.0), 1)
+    assert budget.history[-1].threads == 1 and budget.cost.load == pytest.approx(2.4)  # (the guess is a floor)
+    sensor.busy = 2.0
+    budget.depth_for(2.0)  # both cores taken: still one thread, now on a shared core: 2x slower again
+    assert budget.threads == 1 and budget.cost.load == pytest.approx(2.4 * 1.2 * 2.0)
+    run_sensed(budget, sensor, [0.0])
+    assert budget.threads == 2 and budget.history[-1].threads == 2
+    keep = sensed_budget(FakeSensor(1.0), cores=2, threads=2)
+    keep.depth_for(2.0)
+    assert keep.threads == 2 and keep.cost.level == 1
+
+
+def test_contention_settings_are_checked():
+    with pytest.raises(ValueError, match="adapt_threads needs a contention sensor"):
+        sensed_budget(None, adapt_threads=True)
+    with pytest.raises(ValueError, match="cores must be an integer >= 1"):
+        sensed_budget(FakeSensor(), cores=0)
+    with pytest.raises(ValueError, match="threads must be an integer >= 1"):
+        sensed_budget(FakeSensor(), threads=1.5)
+    fixed = DepthBudget(model(), rtf_budget=1.0, contention=FakeSensor(1.0))
+    fixed.depth_for(2.0)
+    assert fixed.cost.level == 0  # a fixed budget does not read the sensor

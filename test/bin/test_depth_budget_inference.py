@@ -2,13 +2,16 @@
 
 Time is a fake clock that advances with the encoder work actually done (blocks
 run x frames), so every choice below is deterministic."""
+import json
 import threading
 
 import pytest
 import soundfile as sf
+import torch
 from torch.nn.modules.module import register_module_forward_hook
 
 from espnet_dld import Speech2Text
+from espnet_dld.asr.cpu_contention import CpuContention
 from espnet_dld.asr.depth_budget import BudgetUnmeetableError
 from espnet_dld.asr.depth_table import dump_depth_table
 from espnet_dld.asr.encoder.layer_gating import DynamicDepthMixin, uniform_layers
@@ -110,6 +113,38 @@ def test_adaptive_budget_follows_the_load(tiny_exp, probe, clock):
     assert depths[:4] == [4] * 4
     assert depths[5:11] == [2] * 6  # down to min_depth 2 under three times the load, not below
     assert depths[-1] == 4 and sorted(depths[11:]) == depths[11:]  # back up, never down again
+
+
+def test_sensed_contention_moves_the_depth_and_the_threads_before_the_slow_call(tiny_exp, probe, clock):
+    cfg, pth = files(tiny_exp.exps["dld"])
+    budget = rtf_at(probe, 4) * 1.02 / (0.95 * 0.9)
+    busy = {"cores": 0.0}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        s2t = Speech2Text(cfg, pth, rtf_budget=budget, adaptive=True, clock=clock, adapt_threads=True,
+                          cpu_contention=lambda: busy["cores"], **FAST)
+        cores = s2t.depth_budget.cores
+        speech = waves(tiny_exp)[1]
+        s2t(speech)
+        assert s2t.last_depth == 4 and torch.get_num_threads() == 2
+        busy["cores"], clock.load = float(cores), 2.5  # every core taken: a shared core is 2x, and fewer threads
+        s2t(speech)
+        assert s2t.last_depth < 4 and torch.get_num_threads() == 1  # chosen before the slow call ran
+        assert s2t.depth_budget.history[-1].rtf <= budget
+        busy["cores"], clock.load = 0.0, 1.0
+        s2t(speech)
+        assert s2t.last_depth == 4 and torch.get_num_threads() == min(2, cores)
+        assert [r.level for r in s2t.depth_budget.history] == [0, cores, 0]
+    finally:
+        torch.set_num_threads(threads)
+    with pytest.raises(ValueError, match="steer the adaptive budget"):
+        Speech2Text(cfg, pth, rtf_budget=1.0, cpu_contention=lambda: 0.0, clock=clock, **FAST)
+    with pytest.raises(ValueError, match="adapt_threads=True needs the CPU contention sensor .* which is off"):
+        Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, adapt_threads=True, cpu_contention=False,
+                    clock=clock, **FAST)
+    with pytest.raises(ValueError, match="cpu_contention must be True, False or a callable, got 'yes'"):
+        Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, cpu_contention="yes", clock=clock, **FAST)
 
 
 def test_unmeetable_budget_uses_min_depth_or_raises_when_strict(tiny_exp, clock, caplog):
@@ -217,6 +252,12 @@ def test_cli_writes_the_depth_of_every_utterance(tiny_exp, tmp_path, capsys):
     assert asr_inference(common + ["--output_dir", str(out), "--rtf_budget", "1000", "--adaptive", "true"]) == 0
     lines = (out / "depth").read_text().splitlines()
     assert [line.split()[0] for line in lines] == keys and {line.split()[1] for line in lines} == {"4"}
+    stats = json.loads((out / "decode_stats.json").read_text())["depth_budget"]
+    assert stats["adaptive"] and not stats["contention_sensor"]  # off by default
+    assert asr_inference(common + ["--output_dir", str(tmp_path / "sensed"), "--rtf_budget", "1000", "--adaptive",
+                                   "true", "--cpu_contention", "true"]) == 0
+    sensed = json.loads((tmp_path / "sensed" / "decode_stats.json").read_text())["depth_budget"]
+    assert sensed["contention_sensor"] == CpuContention.available()
     assert sorted(l.split()[0] for l in (out / "1best_recog" / "text").read_text().splitlines()) == keys
     out = tmp_path / "tight"
     assert asr_inference(common + ["--output_dir", str(out), "--rtf_budget", "1e-9", "--min_depth", "2"]) == 0

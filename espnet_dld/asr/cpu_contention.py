@@ -1,0 +1,137 @@
+"""How many of the decoder's cores other processes want right now.
+
+An adaptive depth budget that learns the load only from the utterances it
+has already decoded cannot foresee a load that starts between two of them:
+on AN4 the first two utterances after a competing process started missed
+the budget by 1.7-2.3x (docs/depth_budget.md).  This sensor reads the
+kernel's CPU accounting before each utterance, so the budget sees the new
+load before it has cost one.
+
+Two kernel counters make the reading: what other processes ran on our cores
+(``/proc/stat`` minus our own CPU time) and how long our own threads waited
+for a core while runnable (``/proc/self/task/*/schedstat``).  Either alone
+misreads a shared core: a competitor that shares one core with a busy
+decoder runs only half the time (usage 0.5), and our wait is the other
+half; their sum is the competitor's demand, 1 core, whether we were decoding
+or idle in the window.
+
+Linux only (``/proc``); elsewhere the sensor reports nothing and the
+budget falls back to learning from decoded utterances alone.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from pathlib import Path
+from typing import Callable, Deque, Iterable, Optional, Tuple
+
+# /proc/stat per-cpu columns after the name: user nice system idle iowait irq softirq steal guest guest_nice
+_USER, _NICE, _SYSTEM, _IRQ, _SOFTIRQ, _STEAL = 0, 1, 2, 5, 6, 7
+
+
+def _own_run_delay() -> float:
+    """Seconds this process's threads have spent runnable but waiting for a
+    core (the second field of each thread's ``schedstat``, nanoseconds)."""
+    total = 0
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue  # a thread that ended meanwhile
+    return total / 1e9
+
+
+def _busy_jiffies(stat: str, cores: Iterable[int], count_nice: bool) -> int:
+    """Jiffies the given cores spent on work that competes with a process at
+    our priority: user, system, interrupts and (on a VM) steal; ``nice``
+    (processes below normal priority, which yield to us) only if we run
+    niced ourselves."""
+    wanted = {f"cpu{c}" for c in cores}
+    total = 0
+    for line in stat.splitlines():
+        name, _, rest = line.partition(" ")
+        if name in wanted:
+            v = [int(x) for x in rest.split()]
+            total += v[_USER] + v[_SYSTEM] + v[_IRQ] + v[_SOFTIRQ] + (v[_STEAL] if len(v) > _STEAL else 0)
+            if count_nice:
+                total += v[_NICE]
+    return total
+
+
+class CpuContention:
+    """``sensor()`` -> how many of this process's cores (its CPU affinity)
+    other processes want: the cores they kept busy plus the time our threads
+    waited for a core, per second, averaged over at least the last
+    ``min_interval`` seconds (kernel accounting is tick-sampled, 10 ms a
+    tick: a shorter window is noise); ``None`` before there are two samples,
+    where ``/proc`` cannot be read, or when the previous sample is more than
+    ``max_window`` seconds old (an average over a long idle spell says little
+    about now; the reading taken then starts the next window).  The caller
+    reads it before and after each utterance, so that a stream of
+    utterances is always covered by recent windows.
+
+    Busy time of processes niced below us is not counted (a ``nice 19``
+    training yields its cores to a decoder at normal priority), unless this
+    process is niced itself.  Our threads' waits count as contention only
+    while the decoder runs no more threads than it has cores (more would wait
+    for each other).  ``read_stat``, ``clock``, ``own_cpu`` and ``run_delay``
+    are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        cores: Optional[Iterable[int]] = None,
+        min_interval: float = 0.25,
+        max_window: float = 2.0,
+        read_stat: Optional[Callable[[], str]] = None,
+        clock: Callable[[], float] = time.monotonic,
+        own_cpu: Callable[[], float] = time.process_time,
+        run_delay: Callable[[], float] = _own_run_delay,
+        ticks_per_second: Optional[float] = None,
+        count_nice: Optional[bool] = None,
+    ):
+        self.cores = sorted(os.sched_getaffinity(0) if cores is None else cores)
+        if not self.cores:
+            raise ValueError("CpuContention needs at least one core")
+        self.min_interval, self.max_window = float(min_interval), float(max_window)
+        self._read_stat = read_stat or (lambda: Path("/proc/stat").read_text())
+        self._clock, self._own_cpu, self._run_delay = clock, own_cpu, run_delay
+        self._hz = float(ticks_per_second or os.sysconf("SC_CLK_TCK"))
+        self._count_nice = os.getpriority(os.PRIO_PROCESS, 0) > 0 if count_nice is None else count_nice
+        self._samples: Deque[Tuple[float, int, float, float]] = deque()
+        self.last: Optional[float] = None
+        self()  # the first sample: the first reading then covers the time since construction
+
+    @classmethod
+    def available(cls) -> bool:
+        """Whether this host exposes the accounting the sensor reads."""
+        return (Path("/proc/stat").is_file() and Path("/proc/self/schedstat").is_file()
+                and hasattr(os, "sched_getaffinity"))
+
+    def _sample(self) -> Tuple[float, int, float, float]:
+        return (self._clock(), _busy_jiffies(self._read_stat(), self.cores, self._count_nice), self._own_cpu(),
+                self._run_delay())
+
+    def __call__(self) -> Optional[float]:
+        try:
+            now = self._sample()
+        except (OSError, ValueError, IndexError):
+            return None
+        self._samples.append(now)
+        # the newest sample at least min_interval old is the window's start; older ones are dropped
+        while len(self._samples) > 2 and now[0] - self._samples[1][0] >= self.min_interval:
+            self._samples.popleft()
+        start = self._samples[0]
+        wall = now[0] - start[0]
+        if wall > self.max_window:
+            self._samples = deque([now])
+            self.last = None
+            return None
+        if len(self._samples) < 2 or wall <= 0:
+            return self.last
+        others = (now[1] - start[1]) / self._hz - (now[2] - start[2])
+        waited = max(0.0, now[3] - start[3])  # a thread that ended takes its waits with it: never below 0
+        others = max(0.0, others) + waited
+        self.last = min(float(len(self.cores)), max(0.0, others / wall))
+        return self.last
