@@ -24,10 +24,18 @@ import os
 import time
 from collections import deque
 from pathlib import Path
-from typing import Callable, Deque, Iterable, Optional, Tuple
+from typing import Callable, Deque, Iterable, List, Optional, Tuple
 
 # /proc/stat per-cpu columns after the name: user nice system idle iowait irq softirq steal guest guest_nice
 _USER, _NICE, _SYSTEM, _IRQ, _SOFTIRQ, _STEAL = 0, 1, 2, 5, 6, 7
+
+
+def decoder_cores() -> List[int]:
+    """The cores this process may run on (its CPU affinity; all cores where
+    the platform has no affinity call)."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
 
 
 def _own_run_delay() -> float:
@@ -91,7 +99,7 @@ class CpuContention:
         ticks_per_second: Optional[float] = None,
         count_nice: Optional[bool] = None,
     ):
-        self.cores = sorted(os.sched_getaffinity(0) if cores is None else cores)
+        self.cores = decoder_cores() if cores is None else sorted(cores)
         if not self.cores:
             raise ValueError("CpuContention needs at least one core")
         self.min_interval, self.max_window = float(min_interval), float(max_window)
@@ -106,8 +114,7 @@ class CpuContention:
     @classmethod
     def available(cls) -> bool:
         """Whether this host exposes the accounting the sensor reads."""
-        return (Path("/proc/stat").is_file() and Path("/proc/self/schedstat").is_file()
-                and hasattr(os, "sched_getaffinity"))
+        return Path("/proc/stat").is_file() and Path("/proc/self/schedstat").is_file()
 
     def _sample(self) -> Tuple[float, int, float, float]:
         return (self._clock(), _busy_jiffies(self._read_stat(), self.cores, self._count_nice), self._own_cpu(),

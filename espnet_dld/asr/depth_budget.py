@@ -137,12 +137,15 @@ class CostModel:
             return
         window = self._windows.setdefault(self.level, deque(maxlen=self.load_window))
         window.append(seconds / predicted)
-        self.load = self._quantile(window)
-        if self.level in self._priors:
-            if len(window) < self.prior_count:
-                self.load = max(self.load, self._priors[self.level])
-            else:
-                del self._priors[self.level]
+        if len(window) >= self.prior_count:
+            self._priors.pop(self.level, None)
+        self.load = self._level_load()
+
+    def _level_load(self) -> float:
+        """The current level's load: its window's quantile, never below its guess while that holds."""
+        window = self._windows.get(self.level)
+        measured = self._quantile(window) if window else 0.0
+        return max(measured, self._priors.get(self.level, measured))
 
     def _quantile(self, window: Deque[float]) -> float:
         return float(np.quantile(np.fromiter(window, float), self.load_quantile))
@@ -151,14 +154,10 @@ class CostModel:
         """Switch to contention ``level``: its load is the quantile of the
         ratios last measured at that level, or ``unseen_load`` if none were
         (the floor of its first ``prior_count`` measurements)."""
-        window = self._windows.get(level)
         self.level = level
-        if not window and level not in self._priors:
-            self._priors[level] = float(unseen_load)
-        if level in self._priors:
-            self.load = max(self._priors[level], self._quantile(window) if window else 0.0)
-        else:
-            self.load = self._quantile(window)
+        if not self._windows.get(level):
+            self._priors.setdefault(level, float(unseen_load))
+        self.load = self._level_load()
 
     def as_dict(self) -> Dict[str, float]:
         return {"overhead_s": self.overhead, "base_s_per_audio_s": self.base,

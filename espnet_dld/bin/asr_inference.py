@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sys
 import threading
 import time
@@ -52,7 +51,7 @@ with quiet_espnet_imports():
     from espnet_dld.compat import get_commandline_args
     from espnet2.utils.types import str2bool
 
-from espnet_dld.asr.cpu_contention import CpuContention  # noqa: E402
+from espnet_dld.asr.cpu_contention import CpuContention, decoder_cores  # noqa: E402
 from espnet_dld.asr.ctc_greedy_search import CTCGreedySearch  # noqa: E402
 from espnet_dld.asr.depth_budget import (  # noqa: E402
     CALIBRATION_PASSES, Clock, DepthBudget, calibrate, cheapest_within_wer,
@@ -192,7 +191,7 @@ class Speech2Text(espnet_inference.Speech2Text):
     # -- budgets -----------------------------------------------------------
     def _setup_budgets(self, depth, layers, rtf_budget, adaptive, min_depth, max_wer_increase, strict,
                        calibration_seconds, calibration_passes, cpu_contention, adapt_threads) -> None:
-        if not adaptive and (callable(cpu_contention) or adapt_threads):
+        if not adaptive and (cpu_contention is not False or adapt_threads):
             raise ValueError("cpu_contention (a sensor) and adapt_threads steer the adaptive budget: give "
                              "adaptive=True with rtf_budget")
         if rtf_budget is None and max_wer_increase is None:
@@ -219,9 +218,7 @@ class Speech2Text(espnet_inference.Speech2Text):
         sensor = self._contention_sensor(cpu_contention, adapt_threads) if adaptive else None
         self.depth_budget = DepthBudget(cost, rtf_budget, adaptive=adaptive, min_depth=floor, strict=strict,
                                         typical_duration=calibration_seconds, contention=sensor,
-                                        cores=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                        else (os.cpu_count() or 1),
-                                        threads=torch.get_num_threads(), adapt_threads=adapt_threads)
+                                        cores=len(decoder_cores()), threads=torch.get_num_threads(), adapt_threads=adapt_threads)
         self.set_depth(self.depth_budget.depth)
         logger.info("rtf_budget %g: depth %d of %d (adaptive %s)", rtf_budget, self.depth_budget.depth,
                     self.num_layers, adaptive)

@@ -140,6 +140,8 @@ def test_sensed_contention_moves_the_depth_and_the_threads_before_the_slow_call(
         torch.set_num_threads(threads)
     with pytest.raises(ValueError, match="steer the adaptive budget"):
         Speech2Text(cfg, pth, rtf_budget=1.0, cpu_contention=lambda: 0.0, clock=clock, **FAST)
+    with pytest.raises(ValueError, match="steer the adaptive budget"):
+        Speech2Text(cfg, pth, rtf_budget=1.0, cpu_contention=True, clock=clock, **FAST)
     with pytest.raises(ValueError, match="adapt_threads=True needs the CPU contention sensor .* which is off"):
         Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, adapt_threads=True, cpu_contention=False,
                     clock=clock, **FAST)
