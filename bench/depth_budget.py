@@ -191,6 +191,11 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="the passes to run")
     parser.add_argument("--adapt_threads", action="store_true",
                         help="the adaptive pass also sets the decoder's threads to the cores left free")
+    parser.add_argument("--load_window", type=int, default=None,
+                        help="the adaptive passes' load window (default: CostModel's)")
+    parser.add_argument("--load_quantile", type=float, default=None,
+                        help="the adaptive passes' load quantile (default: CostModel's; 0.9 with window 10 was "
+                        "the earlier default)")
     parser.add_argument("--calibration_blocks", type=int, default=0,
                         help="also time the calibration of a random conformer of this many blocks (d=256)")
     parser.add_argument("--note", type=str, default=None, help="what else ran on the machine, for the JSON")
@@ -201,6 +206,9 @@ def main() -> None:
     from espnet_dld import Speech2Text
     from espnet_dld.utils.model_zoo import unpack_model
 
+    if (args.load_window is not None and args.load_window < 1) or not 0 <= (args.load_quantile or 0) <= 1:
+        parser.error(f"--load_window must be >= 1 and --load_quantile in [0, 1], got {args.load_window}, "
+                     f"{args.load_quantile}")
     if args.decoder_core is not None:
         if args.threads != 1:
             parser.error(f"--decoder_core {args.decoder_core} pins the decoder to one core: give --threads 1, "
@@ -219,13 +227,23 @@ def main() -> None:
     n = probe.num_layers
     rtf1, rtfn = cost.rtf(1, mean_dur), cost.rtf(n, mean_dur)
     budget = args.rtf_budget or rtf1 + args.budget_point * (rtfn - rtf1)
+    # a budget below depth 1's own cost on a quiet host: no controller can meet it for those utterances
+    over_at_depth1 = sum(cost.rtf(1, len(s) / full.sample_rate) > budget for _, s in utts) / len(utts)
     print(f"{len(utts)} utterances, mean {mean_dur:.2f} s; calibrated RTF depth 1 {rtf1:.4f}, depth {n} "
-          f"{rtfn:.4f} (calibration {probe.calibration_seconds_taken:.2f} s); budget {budget:.4f}")
+          f"{rtfn:.4f} (calibration {probe.calibration_seconds_taken:.2f} s); budget {budget:.4f}; "
+          f"{100 * over_at_depth1:.1f} % of the utterances are predicted over it at depth 1 on a quiet host")
     budgeted = dict(files, ctc_greedy=True, device="cpu", rtf_budget=budget, calibration_seconds=mean_dur)
     options = {"fixed": {}, "adaptive_blind": dict(adaptive=True, cpu_contention=False),
                "adaptive": dict(adaptive=True, cpu_contention=True, adapt_threads=args.adapt_threads)}
     instances = {mode: (full, n) if mode == "full" else (Speech2Text(**budgeted, **options[mode]), None)
                  for mode in args.modes}
+    load_rule = None
+    for mode in ("adaptive_blind", "adaptive"):
+        if mode in instances:  # set before any utterance is observed: the window is made on the first
+            cost_model = instances[mode][0].depth_budget.cost
+            cost_model.load_window = args.load_window or cost_model.load_window
+            cost_model.load_quantile = cost_model.load_quantile if args.load_quantile is None else args.load_quantile
+            load_rule = {"load_window": cost_model.load_window, "load_quantile": cost_model.load_quantile}
     load_at = len(utts) // 2
     competitor = Competitor(args.core)
     passes, results = {}, {}
@@ -274,8 +292,9 @@ def main() -> None:
         "note": args.note, "load_average_1_5_15min": load_average, "num_blocks": n, "calibrated_rtf": {"depth1": rtf1, f"depth{n}": rtfn},
         "calibration_wall_s": probe.calibration_seconds_taken, "rtf_budget": budget,
         "budget_point": None if args.rtf_budget else args.budget_point, "results": results,
+        "depth1_over_budget_quiet_share": over_at_depth1,
         "target_adaptive_within_after_0.95": target, "calibration_12_blocks": calib,
-        "adapt_threads": args.adapt_threads,
+        "adapt_threads": args.adapt_threads, "adaptive_load_rule": load_rule,
         "per_utterance": {m: [{k: r[k] for k in ("key", "duration", "depth", "rtf", "loaded", "level", "threads")}
                               for r in passes[m]] for m in args.modes},
     })
