@@ -44,6 +44,11 @@ def write_json(path: Optional[str], payload: Dict[str, Any]) -> None:
     print(f"wrote {out}")
 
 
+def read_scp(path: Path) -> Dict[str, str]:
+    """A Kaldi-style ``key value`` list (wav.scp, text) as a dict, in file order."""
+    return dict(line.split(maxsplit=1) for line in Path(path).read_text().splitlines() if line.strip())
+
+
 def suffix(tag: str, seed: int) -> str:
     """The ``--exp_suffix`` of one seed run: ``<tag>_seed<S>``."""
     return f"{tag}_seed{seed}"

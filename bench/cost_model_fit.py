@@ -29,7 +29,7 @@ import soundfile as sf
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, write_json  # noqa: E402
+from common import REPO, read_scp, write_json  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 
@@ -67,8 +67,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     s2t = Speech2Text(**unpack_model(args.model), ctc_greedy=True, device="cpu")
-    lines = [line.split(maxsplit=1) for line in args.wav_scp.read_text().splitlines() if line.strip()]
-    utts = [s2t.audio_input.prepare(*sf.read(path.strip(), dtype="float32")) for _, path in lines]
+    paths = read_scp(args.wav_scp).values()
+    utts = [s2t.audio_input.prepare(*sf.read(path.strip(), dtype="float32")) for path in paths]
     mean = statistics.fmean(len(u) / s2t.sample_rate for u in utts)
     four = s2t.calibrate_cost(mean, passes=CALIBRATION_PASSES)
     three = CostModel.fit(s2t.num_layers, s2t.calibration_points, block_call_term=False)

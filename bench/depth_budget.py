@@ -48,16 +48,12 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, fmt, save_figure, write_json  # noqa: E402
+from common import REPO, fmt, read_scp, save_figure, write_json  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 
 MODES = ("full", "fixed", "adaptive_blind", "adaptive")
 BUSY_LOOP = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True:\n    pass\n"
-
-
-def read_scp(path: Path) -> Dict[str, str]:
-    return dict(line.split(maxsplit=1) for line in path.read_text().splitlines() if line.strip())
 
 
 class Competitor:

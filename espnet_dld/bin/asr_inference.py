@@ -220,7 +220,8 @@ class Speech2Text(espnet_inference.Speech2Text):
         sensor = self._contention_sensor(cpu_contention, adapt_threads) if adaptive else None
         self.depth_budget = DepthBudget(cost, rtf_budget, adaptive=adaptive, min_depth=floor, strict=strict,
                                         typical_duration=calibration_seconds, contention=sensor,
-                                        cores=len(decoder_cores()), threads=torch.get_num_threads(), adapt_threads=adapt_threads)
+                                        cores=len(decoder_cores()), threads=torch.get_num_threads(),
+                                        adapt_threads=adapt_threads)
         self.set_depth(self.depth_budget.depth)
         logger.info("rtf_budget %g: depth %d of %d (adaptive %s)", rtf_budget, self.depth_budget.depth,
                     self.num_layers, adaptive)
