@@ -6,11 +6,15 @@ One process loads a packed DLD model (``Speech2Text.from_pretrained``) and
 decodes the test set once per pass (``--modes``), each utterance timed on its own:
 
 * ``full``: every block (no budget);
+* ``depth1``: one block (no budget; after the load starts with the threads
+  the adaptive pass would take): the most any depth controller can keep
+  within the budget, since depth 1 is the cheapest it may choose;
 * ``fixed``: ``rtf_budget=B``, the depth chosen once from the calibration;
 * ``adaptive_blind``: ``rtf_budget=B, adaptive=True, cpu_contention=False``
   (the load learned from decoded utterances alone);
-* ``adaptive``: ``rtf_budget=B, adaptive=True`` with the CPU contention
-  sensor (and, with ``--adapt_threads``, the thread count it sets).
+* ``adaptive``: ``rtf_budget=B, adaptive=True``, Speech2Text's defaults:
+  the CPU contention sensor and the thread count it sets
+  (``--adapt_threads false`` keeps the threads).
 
 Halfway through each pass a competing process (a busy loop pinned to one
 core, started and stopped by this script) takes one of the cores.  The budget
@@ -51,8 +55,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, fmt, read_scp, save_figure, write_json  # noqa: E402
 
 sys.path.insert(0, str(REPO))
+from espnet_dld.utils.cli import str2bool_or_none  # noqa: E402
 
-MODES = ("full", "fixed", "adaptive_blind", "adaptive")
+MODES = ("full", "depth1", "fixed", "adaptive_blind", "adaptive")
 BUSY_LOOP = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True:\n    pass\n"
 
 
@@ -74,13 +79,17 @@ class Competitor:
 
 
 def decode_pass(s2t, utts: List[Tuple[str, np.ndarray]], load_at: int, competitor: Competitor,
-                depth: Optional[int] = None) -> List[Dict]:
-    """Decode every utterance (timed one by one); the competitor runs from utterance ``load_at`` on."""
+                depth: Optional[int] = None, threads_under_load: Optional[int] = None) -> List[Dict]:
+    """Decode every utterance (timed one by one); the competitor runs from
+    utterance ``load_at`` on (and the decoder with ``threads_under_load``
+    threads, if given)."""
     out = []
     try:
         for i, (key, speech) in enumerate(utts):
             if i == load_at:
                 competitor.start()
+                if threads_under_load:
+                    torch.set_num_threads(threads_under_load)
                 time.sleep(0.3)  # let it get going
             start = time.perf_counter()
             result = s2t(speech, depth=depth)
@@ -151,7 +160,8 @@ def plot(passes: Dict[str, List[Dict]], budget: float, load_at: int, title: str,
     import matplotlib.pyplot as plt
 
     fig, (ax_rtf, ax_depth) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True)
-    colors = {"full": "tab:red", "fixed": "tab:orange", "adaptive_blind": "tab:gray", "adaptive": "tab:blue"}
+    colors = {"full": "tab:red", "depth1": "tab:green", "fixed": "tab:orange", "adaptive_blind": "tab:gray",
+              "adaptive": "tab:blue"}
     for mode, records in passes.items():
         x = range(len(records))
         ax_rtf.plot(x, [r["rtf"] for r in records], ".", ms=3, color=colors[mode], label=mode)
@@ -178,6 +188,9 @@ def main() -> None:
                         help="budget between depth 1's (0) and full depth's (1) calibrated RTF")
     parser.add_argument("--rtf_budget", type=float, default=None, help="the budget itself (overrides --budget_point)")
     parser.add_argument("--repeat", type=int, default=1, help="decode the test set this many times per pass")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="independent runs (each mode's pass, budgeted instances calibrated afresh); the host's "
+                        "speed varies between runs, so one run settles nothing")
     parser.add_argument("--max_utts", type=int, default=None)
     parser.add_argument("--core", type=int, default=1, help="the core the competing process takes")
     parser.add_argument("--decoder_core", type=int, default=None,
@@ -185,8 +198,9 @@ def main() -> None:
                         "a core); with --core the same, the competitor shares the decoder's own core")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads of the decoder")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="the passes to run")
-    parser.add_argument("--adapt_threads", action="store_true",
-                        help="the adaptive pass also sets the decoder's threads to the cores left free")
+    parser.add_argument("--adapt_threads", type=str2bool_or_none, default=None,
+                        help="whether the adaptive pass sets the decoder's threads to the cores left free "
+                        "(default: Speech2Text's, on with the sensor)")
     parser.add_argument("--load_window", type=int, default=None,
                         help="the adaptive passes' load window (default: CostModel's)")
     parser.add_argument("--load_quantile", type=float, default=None,
@@ -202,6 +216,8 @@ def main() -> None:
     from espnet_dld import Speech2Text
     from espnet_dld.utils.model_zoo import unpack_model
 
+    if args.runs < 1:
+        parser.error(f"--runs must be >= 1, got {args.runs}")
     if (args.load_window is not None and args.load_window < 1) or not 0 <= (args.load_quantile or 0) <= 1:
         parser.error(f"--load_window must be >= 1 and --load_quantile in [0, 1], got {args.load_window}, "
                      f"{args.load_quantile}")
@@ -229,47 +245,31 @@ def main() -> None:
           f"{rtfn:.4f} (calibration {probe.calibration_seconds_taken:.2f} s); budget {budget:.4f}; "
           f"{100 * over_at_depth1:.1f} % of the utterances are predicted over it at depth 1 on a quiet host")
     budgeted = dict(files, ctc_greedy=True, device="cpu", rtf_budget=budget, calibration_seconds=mean_dur)
-    options = {"fixed": {}, "adaptive_blind": dict(adaptive=True, cpu_contention=False),
-               "adaptive": dict(adaptive=True, cpu_contention=True, adapt_threads=args.adapt_threads)}
-    instances = {mode: (full, n) if mode == "full" else (Speech2Text(**budgeted, **options[mode]), None)
-                 for mode in args.modes}
-    load_rule = None
-    for mode in ("adaptive_blind", "adaptive"):
-        if mode in instances:  # set before any utterance is observed: the window is made on the first
-            cost_model = instances[mode][0].depth_budget.cost
-            cost_model.load_window = args.load_window or cost_model.load_window
-            cost_model.load_quantile = cost_model.load_quantile if args.load_quantile is None else args.load_quantile
-            load_rule = {"load_window": cost_model.load_window, "load_quantile": cost_model.load_quantile}
     load_at = len(utts) // 2
     competitor = Competitor(args.core)
-    passes, results = {}, {}
     load_average = {"start": os.getloadavg()}
-    for mode in args.modes:
-        s2t, depth = instances[mode]
-        torch.set_num_threads(args.threads)  # each pass starts with the same threads
-        s2t(utts[0][1], depth=depth)  # warm-up
-        initial = s2t.depth_budget.depth if s2t.depth_budget is not None else n
-        passes[mode] = decode_pass(s2t, utts, load_at, competitor, depth)
-        results[mode] = summarise(passes[mode], budget, refs)
-        results[mode]["depth_chosen_at_load"] = initial
-        if s2t.depth_budget is not None:
-            results[mode]["calibration_wall_s"] = s2t.calibration_seconds_taken
-            results[mode]["cost_model_after"] = s2t.depth_budget.cost.as_dict()
+    runs = []
+    for run in range(args.runs):
+        passes, results, adapt_threads = one_run(args, budgeted, full, n, utts, load_at, competitor, budget, refs)
+        runs.append({"passes": passes, "results": results})
+        print(f"\nrun {run + 1} of {args.runs}")
+        print_table(args.modes, results)
     load_average["end"] = os.getloadavg()
-    print(f"\n| pass | within budget before load | after load | mean depth (before/after) | "
-          f"RTF p50/p95 before | after | WER (%) |")
-    print("|---|---|---|---|---|---|---|")
-    for mode in args.modes:
-        r = results[mode]
-        print(f"| {mode} | {100 * r['within_budget_before']:.1f} % | {100 * r['within_budget_after']:.1f} % | "
-              f"{fmt(r['mean_depth'])} ({fmt(r['mean_depth_before'])}/{fmt(r['mean_depth_after'])}) | "
-              f"{'/'.join(f'{x:.4f}' for x in r['rtf_p50_p95_before'])} | "
-              f"{'/'.join(f'{x:.4f}' for x in r['rtf_p50_p95_after'])} | {fmt(r['wer'])} |")
-    target = None
-    if "adaptive" in results:
-        target = results["adaptive"]["within_budget_after"] >= 0.95
-        print(f"\nadaptive within budget after the load: {100 * results['adaptive']['within_budget_after']:.1f} %"
-              f" (target >= 95 %: {'met' if target else 'NOT met'})")
+    target, met = None, None
+    if "adaptive" in args.modes:
+        after = [r["results"]["adaptive"]["within_budget_after"] for r in runs]
+        met = sum(a >= 0.95 for a in after)
+        target = met == len(runs)
+        print(f"\nadaptive within budget after the load: {', '.join(f'{100 * a:.1f}' for a in after)} % "
+              f"(target >= 95 %: met in {met} of {len(runs)} runs)")
+    if args.runs > 1:
+        print("\nover the runs, within budget after the load (mean, min-max):")
+        for mode in args.modes:
+            after = [100 * r["results"][mode]["within_budget_after"] for r in runs]
+            wers = [r["results"][mode]["wer"] for r in runs]
+            print(f"  {mode}: {statistics.fmean(after):.1f} % ({min(after):.1f}-{max(after):.1f}); mean depth after "
+                  f"{statistics.fmean(r['results'][mode]['mean_depth_after'] for r in runs):.2f}; WER "
+                  f"{statistics.fmean(wers):.2f} % ({min(wers):.2f}-{max(wers):.2f})")
     calib = None
     if args.calibration_blocks:
         calib = calibration_time(Path(files["asr_train_config"]), args.calibration_blocks, 2.0)
@@ -278,22 +278,72 @@ def main() -> None:
               f"{calib['calibration_wall_s']:.2f} s")
     if args.png:
         pinned = "" if args.decoder_core is None else f"\n(decoder pinned to core {args.decoder_core}, 1 thread)"
-        pinned += "; adaptive sets its threads" if args.adapt_threads else ""
-        plot(passes, budget, load_at, f"{args.model.name}: rtf_budget {budget:.4f}, competing process on core "
-             f"{args.core} from utterance {load_at}{pinned}", args.png)
+        pinned += "" if adapt_threads is not False else "; adaptive keeps its threads"
+        plot(runs[0]["passes"], budget, load_at, f"{args.model.name}: rtf_budget {budget:.4f}, competing process on "
+             f"core {args.core} from utterance {load_at} (run 1 of {args.runs}){pinned}", args.png)
     write_json(args.json, {
         "model": str(args.model), "wav_scp": str(args.wav_scp), "utterances": len(utts), "repeat": args.repeat,
         "mean_duration_s": mean_dur, "threads": args.threads, "competitor_core": args.core,
         "decoder_core": args.decoder_core, "load_at": load_at,
-        "note": args.note, "load_average_1_5_15min": load_average, "num_blocks": n, "calibrated_rtf": {"depth1": rtf1, f"depth{n}": rtfn},
+        "note": args.note, "load_average_1_5_15min": load_average, "num_blocks": n,
+        "calibrated_rtf": {"depth1": rtf1, f"depth{n}": rtfn},
         "calibration_wall_s": probe.calibration_seconds_taken, "rtf_budget": budget,
-        "budget_point": None if args.rtf_budget else args.budget_point, "results": results,
-        "depth1_over_budget_quiet_share": over_at_depth1,
-        "target_adaptive_within_after_0.95": target, "calibration_12_blocks": calib,
-        "adapt_threads": args.adapt_threads, "adaptive_load_rule": load_rule,
-        "per_utterance": {m: [{k: r[k] for k in ("key", "duration", "depth", "rtf", "loaded", "level", "threads")}
-                              for r in passes[m]] for m in args.modes},
+        "budget_point": None if args.rtf_budget else args.budget_point,
+        "runs": [r["results"] for r in runs], "depth1_over_budget_quiet_share": over_at_depth1,
+        "target_adaptive_within_after_0.95_every_run": target, "runs_meeting_target": met,
+        "calibration_12_blocks": calib, "adapt_threads": adapt_threads,
+        "load_rule_overrides": {"load_window": args.load_window, "load_quantile": args.load_quantile},
+        "per_utterance": [{m: [{k: r[k] for k in ("key", "duration", "depth", "rtf", "loaded", "level", "threads")}
+                               for r in run["passes"][m]] for m in args.modes} for run in runs],
     })
+
+
+def one_run(args, budgeted: Dict, full, n: int, utts, load_at: int, competitor: Competitor, budget: float,
+            refs: Dict[str, str]) -> Tuple[Dict, Dict, Optional[bool]]:
+    """One pass per mode, budgeted instances built (and calibrated) afresh:
+    a run's adaptive passes do not start from what an earlier run learned."""
+    from espnet_dld import Speech2Text
+    from espnet_dld.asr.cpu_contention import CpuContention
+
+    options = {"fixed": {}, "adaptive_blind": dict(adaptive=True, cpu_contention=False),
+               "adaptive": dict(adaptive=True, adapt_threads=args.adapt_threads)}
+    fixed_depth = {"full": n, "depth1": 1}
+    passes, results, adapt_threads = {}, {}, None
+    for mode in args.modes:
+        torch.set_num_threads(args.threads)  # each pass starts (and calibrates) with the same threads
+        s2t, depth = (full, fixed_depth[mode]) if mode in fixed_depth else (Speech2Text(**budgeted, **options[mode]),
+                                                                             None)
+        if mode.startswith("adaptive"):  # set before any utterance is observed: the window is made on the first
+            cost_model = s2t.depth_budget.cost
+            cost_model.load_window = args.load_window or cost_model.load_window
+            cost_model.load_quantile = cost_model.load_quantile if args.load_quantile is None else args.load_quantile
+        if mode == "adaptive":
+            adapt_threads = s2t.depth_budget.adapt_threads
+        s2t(utts[0][1], depth=depth)  # warm-up
+        initial = s2t.depth_budget.depth if s2t.depth_budget is not None else depth
+        under_load = None  # depth 1 gets the threads the adaptive default would take: the cores left free
+        if mode == "depth1" and args.adapt_threads is not False and CpuContention.available() \
+                and args.decoder_core is None:
+            under_load = max(1, args.threads - 1)
+        passes[mode] = decode_pass(s2t, utts, load_at, competitor, depth, under_load)
+        results[mode] = summarise(passes[mode], budget, refs)
+        results[mode]["depth_chosen_at_load"] = initial
+        if s2t.depth_budget is not None:
+            results[mode]["calibration_wall_s"] = s2t.calibration_seconds_taken
+            results[mode]["cost_model_after"] = s2t.depth_budget.cost.as_dict()
+    return passes, results, adapt_threads
+
+
+def print_table(modes, results: Dict) -> None:
+    print("| pass | within budget before load | after load | mean depth (before/after) | RTF p50/p95 before | "
+          "after | WER (%) |")
+    print("|---|---|---|---|---|---|---|")
+    for mode in modes:
+        r = results[mode]
+        print(f"| {mode} | {100 * r['within_budget_before']:.1f} % | {100 * r['within_budget_after']:.1f} % | "
+              f"{fmt(r['mean_depth'])} ({fmt(r['mean_depth_before'])}/{fmt(r['mean_depth_after'])}) | "
+              f"{'/'.join(f'{x:.4f}' for x in r['rtf_p50_p95_before'])} | "
+              f"{'/'.join(f'{x:.4f}' for x in r['rtf_p50_p95_after'])} | {fmt(r['wer'])} |")
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ from espnet_dld.utils.checkpoint import load_state_dict_strict  # noqa: E402
 from espnet_dld.utils.model_zoo import unpack_model  # noqa: E402
 from espnet_dld.asr.audio_input import ModelAudioInput, Speech  # noqa: E402
 from espnet_dld.asr.wav_scp_check import screen_decoding_data  # noqa: E402
-from espnet_dld.utils.cli import run_tool  # noqa: E402
+from espnet_dld.utils.cli import run_tool, str2bool_or_none  # noqa: E402
 from espnet_dld.utils.espnet_warnings import filter_unactionable_espnet_warnings  # noqa: E402
 from espnet_dld.utils.model_files import check_train_config  # noqa: E402
 
@@ -117,17 +117,22 @@ class Speech2Text(espnet_inference.Speech2Text):
     ``max_wer_increase=X`` picks the cheapest depth whose dev WER in the
     packed ``depth_table.yaml`` (or ``depth_table``) is within X (relative)
     of full depth's; with ``rtf_budget`` too, that depth is the floor.
-    With ``cpu_contention=True`` an adaptive budget also reads the host's CPU
-    contention before each utterance (:class:`~espnet_dld.asr.cpu_contention.CpuContention`
-    where ``/proc`` has it; a callable returning busy cores is injectable;
-    default ``False``: learn from decoded utterances only), so a competing
-    process that starts between two utterances moves the depth before it
-    slows one; ``adapt_threads=True`` also sets torch's (process-wide) thread
-    count to the cores left free.  Both off by default (they read ``/proc``
-    and change a process-wide setting); with the current load estimate the
-    sensor measured better than the utterance-only controller in every run,
-    two threads and one pinned, and the two together held the AN4 benchmark's
-    95 % target in 4 of 5 runs (docs/depth_budget.md).
+    An adaptive budget also reads the host's CPU contention before each
+    utterance (:class:`~espnet_dld.asr.cpu_contention.CpuContention`), so a
+    competing process that starts between two utterances moves the depth
+    before it slows one, and sets torch's (process-wide) thread count to the
+    cores left free (``adapt_threads``): a parallel region waits for its
+    slowest thread, and a thread that shares its core with another process is
+    the slowest.  ``cpu_contention=None`` (default) is "on with
+    ``adaptive=True`` where ``/proc`` has the accounting, else off";
+    ``False`` learns the load from decoded utterances only, ``True`` insists
+    (a warning where the host lacks it), a callable returning busy cores is
+    injectable.  ``adapt_threads=None`` (default) follows the sensor;
+    ``False`` leaves the threads alone.  Both are on by default because the
+    utterance-only controller cannot see a load before it has slowed an
+    utterance: on the AN4 benchmark it kept 58.5-89.2 % of the utterances
+    within the budget after a competitor started, the sensor with the
+    threads 95 % or more in most runs (docs/depth_budget.md).
     ``last_depth`` is the depth of this thread's latest call; ``depth=`` in
     a call still overrides any budget.  ``clock`` (seconds, monotonic) is
     injectable for tests.
@@ -144,8 +149,8 @@ class Speech2Text(espnet_inference.Speech2Text):
         depth_policy: Optional[str] = None,
         rtf_budget: Optional[float] = None,
         adaptive: bool = False,
-        cpu_contention: Union[bool, Callable[[], Optional[float]]] = False,
-        adapt_threads: bool = False,
+        cpu_contention: Union[bool, None, Callable[[], Optional[float]]] = None,
+        adapt_threads: Optional[bool] = None,
         min_depth: int = 1,
         max_wer_increase: Optional[float] = None,
         strict: bool = False,
@@ -193,7 +198,7 @@ class Speech2Text(espnet_inference.Speech2Text):
     # -- budgets -----------------------------------------------------------
     def _setup_budgets(self, depth, layers, rtf_budget, adaptive, min_depth, max_wer_increase, strict,
                        calibration_seconds, calibration_passes, cpu_contention, adapt_threads) -> None:
-        if not adaptive and (cpu_contention is not False or adapt_threads):
+        if not adaptive and (cpu_contention not in (None, False) or adapt_threads):
             raise ValueError("cpu_contention (a sensor) and adapt_threads steer the adaptive budget: give "
                              "adaptive=True with rtf_budget")
         if rtf_budget is None and max_wer_increase is None:
@@ -221,26 +226,28 @@ class Speech2Text(espnet_inference.Speech2Text):
         self.depth_budget = DepthBudget(cost, rtf_budget, adaptive=adaptive, min_depth=floor, strict=strict,
                                         typical_duration=calibration_seconds, contention=sensor,
                                         cores=len(decoder_cores()), threads=torch.get_num_threads(),
-                                        adapt_threads=adapt_threads)
+                                        adapt_threads=sensor is not None and adapt_threads is not False)
         self.set_depth(self.depth_budget.depth)
         logger.info("rtf_budget %g: depth %d of %d (adaptive %s)", rtf_budget, self.depth_budget.depth,
                     self.num_layers, adaptive)
 
     @staticmethod
-    def _contention_sensor(cpu_contention, adapt_threads: bool) -> Optional[Callable[[], Optional[float]]]:
-        """The sensor an adaptive budget reads: ours where the host has one."""
+    def _contention_sensor(cpu_contention, adapt_threads: Optional[bool]) -> Optional[Callable[[], Optional[float]]]:
+        """The sensor an adaptive budget reads: ours where the host has one
+        (``cpu_contention`` None or True), an injected one, or none (False)."""
         if callable(cpu_contention):
             return cpu_contention
-        if cpu_contention is True and CpuContention.available():
+        if cpu_contention not in (None, True, False):
+            raise ValueError(f"cpu_contention must be None (on where the host has /proc accounting), True, False "
+                             f"or a callable, got {cpu_contention!r}")
+        if cpu_contention is not False and CpuContention.available():
             return CpuContention()
-        if cpu_contention not in (True, False):
-            raise ValueError(f"cpu_contention must be True, False or a callable, got {cpu_contention!r}")
         if adapt_threads:
-            raise ValueError("adapt_threads=True needs the CPU contention sensor (cpu_contention=True on a host "
-                             "with /proc), which " + ("is off" if cpu_contention is False else "this host lacks"))
-        if cpu_contention is True:
-            logger.warning("this host has no /proc CPU accounting: the adaptive budget learns the load from "
-                           "decoded utterances only")
+            raise ValueError("adapt_threads=True needs the CPU contention sensor (cpu_contention None or True on a "
+                             "host with /proc), which " + ("is off" if cpu_contention is False else "this host lacks"))
+        if cpu_contention is not False:  # a warning only for a sensor asked for by name
+            logger.log(logging.WARNING if cpu_contention else logging.INFO, "this host has no /proc CPU "
+                       "accounting: the adaptive budget learns the load from decoded utterances only")
         return None
 
     def depth_for_wer_increase(self, max_wer_increase: float, min_depth: int = 1) -> int:
@@ -514,8 +521,8 @@ def inference(
     skip_bad_utts: bool = False,
     rtf_budget: Optional[float] = None,
     adaptive: bool = False,
-    cpu_contention: bool = False,
-    adapt_threads: bool = False,
+    cpu_contention: Optional[bool] = None,
+    adapt_threads: Optional[bool] = None,
     min_depth: int = 1,
     max_wer_increase: Optional[float] = None,
     strict_budget: bool = False,
@@ -664,14 +671,15 @@ def get_parser():
         "utterances exceed the budget, up with hysteresis when there is room)",
     )
     group.add_argument(
-        "--cpu_contention", type=str2bool, default=False,
-        help="with --adaptive: also read the host's CPU contention (/proc) before each utterance, so a process "
-        "that starts competing for the cores lowers the depth before it slows an utterance",
+        "--cpu_contention", type=str2bool_or_none, default=None,
+        help="with --adaptive: read the host's CPU contention (/proc) before each utterance, so a process that "
+        "starts competing for the cores lowers the depth before it slows an utterance. Default: on where the "
+        "host has /proc accounting; false: learn the load from decoded utterances only",
     )
     group.add_argument(
-        "--adapt_threads", type=str2bool, default=False,
-        help="with --adaptive and --cpu_contention: decode with as many torch threads as cores are left free "
-        "by other processes",
+        "--adapt_threads", type=str2bool_or_none, default=None,
+        help="with --adaptive and the contention sensor: decode with as many torch threads as cores are left "
+        "free by other processes. Default: on whenever the sensor is",
     )
     group.add_argument(
         "--min_depth", type=int, default=1,

@@ -17,6 +17,14 @@ def add_log_level(parser: argparse.ArgumentParser) -> None:
                         help="logging level")
 
 
+def str2bool_or_none(value: str) -> Optional[bool]:
+    """ESPnet's ``str2bool`` with a third value, ``none``/``auto`` (the
+    option's default applies), for switches whose default depends on the host."""
+    from espnet2.utils.types import str2bool
+
+    return None if value.strip().lower() in ("none", "auto") else str2bool(value)
+
+
 def setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format=LOG_FORMAT)
     logging.getLogger().setLevel(level)

@@ -16,6 +16,7 @@ from espnet_dld.asr.depth_budget import BudgetUnmeetableError
 from espnet_dld.asr.depth_table import dump_depth_table
 from espnet_dld.asr.encoder.layer_gating import DynamicDepthMixin, uniform_layers
 from espnet_dld.bin.asr_inference import main as asr_inference
+from espnet_dld.utils.cli import str2bool_or_none
 from espnet_dld.utils.checkpoint import file_sha256
 
 DECODE = dict(beam_size=1, ctc_weight=1.0, device="cpu")
@@ -102,7 +103,8 @@ def test_latency_budget_calibrates_and_picks_the_deepest_fitting_depth(tiny_exp,
 def test_adaptive_budget_follows_the_load(tiny_exp, probe, clock):
     cfg, pth = files(tiny_exp.exps["dld"])
     budget = rtf_at(probe, 4) * 1.02 / (0.95 * 0.9)  # full depth fits, with a little room
-    s2t = Speech2Text(cfg, pth, rtf_budget=budget, adaptive=True, min_depth=2, clock=clock, **FAST)
+    s2t = Speech2Text(cfg, pth, rtf_budget=budget, adaptive=True, min_depth=2, clock=clock, cpu_contention=False,
+                      **FAST)  # the load learned from decoded utterances alone
     speech = waves(tiny_exp)[1]
     assert s2t.depth_budget.depth == 4
     depths = []
@@ -145,8 +147,37 @@ def test_sensed_contention_moves_the_depth_and_the_threads_before_the_slow_call(
     with pytest.raises(ValueError, match="adapt_threads=True needs the CPU contention sensor .* which is off"):
         Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, adapt_threads=True, cpu_contention=False,
                     clock=clock, **FAST)
-    with pytest.raises(ValueError, match="cpu_contention must be True, False or a callable, got 'yes'"):
+    with pytest.raises(ValueError, match="cpu_contention must be None .*, True, False or a callable, got 'yes'"):
         Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, cpu_contention="yes", clock=clock, **FAST)
+
+
+def test_an_adaptive_budget_reads_the_host_and_sets_the_threads_by_default(tiny_exp, probe, clock, monkeypatch,
+                                                                          caplog):
+    cfg, pth = files(tiny_exp.exps["dld"])
+    threads = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(CpuContention, "available", classmethod(lambda cls: True))
+        sensed = Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, clock=clock, **FAST).depth_budget
+        assert isinstance(sensed.contention, CpuContention) and sensed.adapt_threads
+        kept = Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, adapt_threads=False, clock=clock,
+                           **FAST).depth_budget
+        assert isinstance(kept.contention, CpuContention) and not kept.adapt_threads
+        blind = Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, cpu_contention=False, clock=clock,
+                            **FAST).depth_budget
+        assert blind.contention is None and not blind.adapt_threads
+        fixed = Speech2Text(cfg, pth, rtf_budget=1.0, clock=clock, **FAST).depth_budget  # no sensor, no error
+        assert fixed.contention is None and not fixed.adapt_threads
+        monkeypatch.setattr(CpuContention, "available", classmethod(lambda cls: False))  # a host without /proc
+        with caplog.at_level("INFO"):
+            quiet = Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, clock=clock, **FAST).depth_budget
+            assert quiet.contention is None and not quiet.adapt_threads
+            assert not [r for r in caplog.records if r.levelname == "WARNING" and "no /proc" in r.getMessage()]
+            Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, cpu_contention=True, clock=clock, **FAST)
+            assert [r for r in caplog.records if r.levelname == "WARNING" and "no /proc" in r.getMessage()]
+        with pytest.raises(ValueError, match="adapt_threads=True needs the CPU contention sensor .* this host lacks"):
+            Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, adapt_threads=True, clock=clock, **FAST)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_unmeetable_budget_uses_min_depth_or_raises_when_strict(tiny_exp, clock, caplog):
@@ -251,15 +282,21 @@ def test_cli_writes_the_depth_of_every_utterance(tiny_exp, tmp_path, capsys):
               "--beam_size", "1", "--calibration_passes", "1", "--data_path_and_name_and_type", f"{tiny_exp.data}/wav.scp,speech,sound"]
     keys = sorted(line.split()[0] for line in (tiny_exp.data / "wav.scp").read_text().splitlines())
     out = tmp_path / "roomy"
-    assert asr_inference(common + ["--output_dir", str(out), "--rtf_budget", "1000", "--adaptive", "true"]) == 0
+    threads = torch.get_num_threads()  # the sensor (on by default) sets them
+    try:
+        assert asr_inference(common + ["--output_dir", str(out), "--rtf_budget", "1000", "--adaptive", "true",
+                                       "--cpu_contention", "false"]) == 0
+        assert asr_inference(common + ["--output_dir", str(tmp_path / "sensed"), "--rtf_budget", "1000",
+                                       "--adaptive", "true"]) == 0
+    finally:
+        torch.set_num_threads(threads)
     lines = (out / "depth").read_text().splitlines()
     assert [line.split()[0] for line in lines] == keys and {line.split()[1] for line in lines} == {"4"}
     stats = json.loads((out / "decode_stats.json").read_text())["depth_budget"]
-    assert stats["adaptive"] and not stats["contention_sensor"]  # off by default
-    assert asr_inference(common + ["--output_dir", str(tmp_path / "sensed"), "--rtf_budget", "1000", "--adaptive",
-                                   "true", "--cpu_contention", "true"]) == 0
+    assert stats["adaptive"] and not stats["contention_sensor"] and not stats["adapt_threads"]
     sensed = json.loads((tmp_path / "sensed" / "decode_stats.json").read_text())["depth_budget"]
-    assert sensed["contention_sensor"] == CpuContention.available()
+    assert sensed["contention_sensor"] == sensed["adapt_threads"] == CpuContention.available()  # the default
+    assert [str2bool_or_none(v) for v in ("auto", "None", "true", "0")] == [None, None, True, False]
     assert sorted(l.split()[0] for l in (out / "1best_recog" / "text").read_text().splitlines()) == keys
     out = tmp_path / "tight"
     assert asr_inference(common + ["--output_dir", str(out), "--rtf_budget", "1e-9", "--min_depth", "2"]) == 0
