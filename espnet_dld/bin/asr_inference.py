@@ -120,8 +120,9 @@ class Speech2Text(espnet_inference.Speech2Text):
     An adaptive budget also reads the host's CPU contention before each
     utterance (:class:`~espnet_dld.asr.cpu_contention.CpuContention`), so a
     competing process that starts between two utterances moves the depth
-    before it slows one, and sets torch's (process-wide) thread count to the
-    cores left free (``adapt_threads``): a parallel region waits for its
+    before it slows one, and decodes with as many torch threads as cores are
+    left free (``adapt_threads``; torch's process-wide count is set for the
+    call and the caller's restored after it): a parallel region waits for its
     slowest thread, and a thread that shares its core with another process is
     the slowest.  ``cpu_contention=None`` (default) is "on with
     ``adaptive=True`` where ``/proc`` has the accounting, else off";
@@ -130,9 +131,9 @@ class Speech2Text(espnet_inference.Speech2Text):
     injectable.  ``adapt_threads=None`` (default) follows the sensor;
     ``False`` leaves the threads alone.  Both are on by default because the
     utterance-only controller cannot see a load before it has slowed an
-    utterance: on the AN4 benchmark it kept 58.5-89.2 % of the utterances
-    within the budget after a competitor started, the sensor with the
-    threads 95 % or more in most runs (docs/depth_budget.md).
+    utterance: in the AN4 benchmark's two-thread runs it kept 3.1-89.2 % of
+    the utterances within the budget after a competitor started, the sensor
+    with the threads 90.8-100 % (docs/depth_budget.md).
     ``last_depth`` is the depth of this thread's latest call; ``depth=`` in
     a call still overrides any budget.  ``clock`` (seconds, monotonic) is
     injectable for tests.
@@ -380,19 +381,21 @@ class Speech2Text(espnet_inference.Speech2Text):
             self._last.depth = None
             budget_depth = None
             duration = self._duration(speech)
+            threads = None
             if depth is None and layers is None and self.depth_budget is not None:
                 depth = budget_depth = self.depth_budget.depth_for(duration)
-                if self.depth_budget.adapt_threads and torch.get_num_threads() != self.depth_budget.threads:
-                    torch.set_num_threads(self.depth_budget.threads)
-            if depth is None and layers is None:
-                results, seconds = self._decode(speech)
-            else:
-                previous = self._previous_layers()
-                self.set_depth(depth, layers)
-                try:
+                if self.depth_budget.adapt_threads:
+                    threads = self.depth_budget.threads
+            with _torch_threads(threads):
+                if depth is None and layers is None:
                     results, seconds = self._decode(speech)
-                finally:
-                    self.set_depth(layers=previous)
+                else:
+                    previous = self._previous_layers()
+                    self.set_depth(depth, layers)
+                    try:
+                        results, seconds = self._decode(speech)
+                    finally:
+                        self.set_depth(layers=previous)
             if self.depth_budget is not None:
                 self.depth_budget.observe(self._last.depth, duration, seconds, budget_depth)
             return results
@@ -426,6 +429,24 @@ class Speech2Text(espnet_inference.Speech2Text):
         if model_tag is not None:
             kwargs.update(unpack_model(model_tag))
         return cls(depth=depth, layers=layers, **kwargs)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: Optional[int]):
+    """Run the block with torch's (process-wide) thread count at ``threads``
+    and give the caller's back after it (None: leave it): a budget's thread
+    count is for its own calls, not for the rest of the process.  Switching
+    per call cost nothing measurable (2.81-2.92 ms a depth-1 call on AN4
+    either way; docs/depth_budget.md)."""
+    previous = torch.get_num_threads()
+    if threads is None or threads == previous:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 #: frames per second of a feature-input model's input (the recipes' fbank: 10 ms shift)

@@ -123,22 +123,27 @@ def test_sensed_contention_moves_the_depth_and_the_threads_before_the_slow_call(
     busy = {"cores": 0.0}
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
+    encoder_threads = []  # torch's thread count while the encoder runs
+    handle = after_encoder(lambda encoder, output: encoder_threads.append(torch.get_num_threads()))
     try:
         s2t = Speech2Text(cfg, pth, rtf_budget=budget, adaptive=True, clock=clock, adapt_threads=True,
                           cpu_contention=lambda: busy["cores"], **FAST)
         cores = s2t.depth_budget.cores
         speech = waves(tiny_exp)[1]
+        encoder_threads.clear()  # the calibration's
         s2t(speech)
-        assert s2t.last_depth == 4 and torch.get_num_threads() == 2
+        assert s2t.last_depth == 4 and encoder_threads[-1] == 2
         busy["cores"], clock.load = float(cores), 2.5  # every core taken: a shared core is 2x, and fewer threads
         s2t(speech)
-        assert s2t.last_depth < 4 and torch.get_num_threads() == 1  # chosen before the slow call ran
+        assert s2t.last_depth < 4 and encoder_threads[-1] == 1  # chosen before the slow call ran
         assert s2t.depth_budget.history[-1].rtf <= budget
+        assert torch.get_num_threads() == 2  # the caller's count is back after the call
         busy["cores"], clock.load = 0.0, 1.0
         s2t(speech)
-        assert s2t.last_depth == 4 and torch.get_num_threads() == min(2, cores)
+        assert s2t.last_depth == 4 and encoder_threads[-1] == min(2, cores) and torch.get_num_threads() == 2
         assert [r.level for r in s2t.depth_budget.history] == [0, cores, 0]
     finally:
+        handle.remove()
         torch.set_num_threads(threads)
     with pytest.raises(ValueError, match="steer the adaptive budget"):
         Speech2Text(cfg, pth, rtf_budget=1.0, cpu_contention=lambda: 0.0, clock=clock, **FAST)
@@ -154,30 +159,26 @@ def test_sensed_contention_moves_the_depth_and_the_threads_before_the_slow_call(
 def test_an_adaptive_budget_reads_the_host_and_sets_the_threads_by_default(tiny_exp, probe, clock, monkeypatch,
                                                                           caplog):
     cfg, pth = files(tiny_exp.exps["dld"])
-    threads = torch.get_num_threads()
-    try:
-        monkeypatch.setattr(CpuContention, "available", classmethod(lambda cls: True))
-        sensed = Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, clock=clock, **FAST).depth_budget
-        assert isinstance(sensed.contention, CpuContention) and sensed.adapt_threads
-        kept = Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, adapt_threads=False, clock=clock,
-                           **FAST).depth_budget
-        assert isinstance(kept.contention, CpuContention) and not kept.adapt_threads
-        blind = Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, cpu_contention=False, clock=clock,
-                            **FAST).depth_budget
-        assert blind.contention is None and not blind.adapt_threads
-        fixed = Speech2Text(cfg, pth, rtf_budget=1.0, clock=clock, **FAST).depth_budget  # no sensor, no error
-        assert fixed.contention is None and not fixed.adapt_threads
-        monkeypatch.setattr(CpuContention, "available", classmethod(lambda cls: False))  # a host without /proc
-        with caplog.at_level("INFO"):
-            quiet = Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, clock=clock, **FAST).depth_budget
-            assert quiet.contention is None and not quiet.adapt_threads
-            assert not [r for r in caplog.records if r.levelname == "WARNING" and "no /proc" in r.getMessage()]
-            Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, cpu_contention=True, clock=clock, **FAST)
-            assert [r for r in caplog.records if r.levelname == "WARNING" and "no /proc" in r.getMessage()]
-        with pytest.raises(ValueError, match="adapt_threads=True needs the CPU contention sensor .* this host lacks"):
-            Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, adapt_threads=True, clock=clock, **FAST)
-    finally:
-        torch.set_num_threads(threads)
+    monkeypatch.setattr(CpuContention, "available", classmethod(lambda cls: True))
+    sensed = Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, clock=clock, **FAST).depth_budget
+    assert isinstance(sensed.contention, CpuContention) and sensed.adapt_threads
+    kept = Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, adapt_threads=False, clock=clock,
+                       **FAST).depth_budget
+    assert isinstance(kept.contention, CpuContention) and not kept.adapt_threads
+    blind = Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, cpu_contention=False, clock=clock,
+                        **FAST).depth_budget
+    assert blind.contention is None and not blind.adapt_threads
+    fixed = Speech2Text(cfg, pth, rtf_budget=1.0, clock=clock, **FAST).depth_budget  # no sensor, no error
+    assert fixed.contention is None and not fixed.adapt_threads
+    monkeypatch.setattr(CpuContention, "available", classmethod(lambda cls: False))  # a host without /proc
+    with caplog.at_level("INFO"):
+        quiet = Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, clock=clock, **FAST).depth_budget
+        assert quiet.contention is None and not quiet.adapt_threads
+        assert not [r for r in caplog.records if r.levelname == "WARNING" and "no /proc" in r.getMessage()]
+        Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, cpu_contention=True, clock=clock, **FAST)
+        assert [r for r in caplog.records if r.levelname == "WARNING" and "no /proc" in r.getMessage()]
+    with pytest.raises(ValueError, match="adapt_threads=True needs the CPU contention sensor .* this host lacks"):
+        Speech2Text(cfg, pth, rtf_budget=1.0, adaptive=True, adapt_threads=True, clock=clock, **FAST)
 
 
 def test_unmeetable_budget_uses_min_depth_or_raises_when_strict(tiny_exp, clock, caplog):
@@ -282,14 +283,10 @@ def test_cli_writes_the_depth_of_every_utterance(tiny_exp, tmp_path, capsys):
               "--beam_size", "1", "--calibration_passes", "1", "--data_path_and_name_and_type", f"{tiny_exp.data}/wav.scp,speech,sound"]
     keys = sorted(line.split()[0] for line in (tiny_exp.data / "wav.scp").read_text().splitlines())
     out = tmp_path / "roomy"
-    threads = torch.get_num_threads()  # the sensor (on by default) sets them
-    try:
-        assert asr_inference(common + ["--output_dir", str(out), "--rtf_budget", "1000", "--adaptive", "true",
-                                       "--cpu_contention", "false"]) == 0
-        assert asr_inference(common + ["--output_dir", str(tmp_path / "sensed"), "--rtf_budget", "1000",
-                                       "--adaptive", "true"]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    assert asr_inference(common + ["--output_dir", str(out), "--rtf_budget", "1000", "--adaptive", "true",
+                                   "--cpu_contention", "false"]) == 0
+    assert asr_inference(common + ["--output_dir", str(tmp_path / "sensed"), "--rtf_budget", "1000", "--adaptive",
+                                   "true"]) == 0
     lines = (out / "depth").read_text().splitlines()
     assert [line.split()[0] for line in lines] == keys and {line.split()[1] for line in lines} == {"4"}
     stats = json.loads((out / "decode_stats.json").read_text())["depth_budget"]
