@@ -7,10 +7,14 @@ what a shallower encoder saves.  Best-path decoding (frame-wise argmax,
 merge repeats, drop blanks) is the usual CTC greedy decoder; this class
 stands in for ``Speech2Text.beam_search`` so that ESPnet's own
 post-processing (token conversion, n-best writing) is unchanged.
+
+``results`` turns the best path into the ``(text, token, token_int, hyp)``
+entries ESPnet's ``Speech2Text`` returns, for the decoder's short path that
+skips ESPnet's ``__call__`` (docs/depth_budget.md, "A shorter call").
 """
 from __future__ import annotations
 
-from typing import List
+from typing import Any, List, Optional, Tuple
 
 import torch
 
@@ -20,10 +24,12 @@ from espnet_dld.compat import Hypothesis
 class CTCGreedySearch(torch.nn.Module):
     """Callable like ESPnet's ``BeamSearch``: ``search(x=enc) -> [Hypothesis]``."""
 
-    def __init__(self, ctc: torch.nn.Module, sos: int, eos: int, blank: int = 0):
+    def __init__(self, ctc: torch.nn.Module, sos: int, eos: int, blank: int = 0,
+                 token_list: Optional[List[str]] = None):
         super().__init__()
         self.nn_dict = torch.nn.ModuleDict({"ctc": ctc})
         self.sos, self.eos, self.blank = sos, eos, blank
+        self.token_list = token_list  # as BeamSearch's: ESPnet reads it to spell intermediate CTC outputs
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, maxlenratio: float = 0.0, minlenratio: float = 0.0) -> List[Hypothesis]:
@@ -34,3 +40,14 @@ class CTCGreedySearch(torch.nn.Module):
         yseq = torch.cat([tokens.new_tensor([self.sos]), tokens, tokens.new_tensor([self.eos])])
         score = best.sum()
         return [Hypothesis(yseq=yseq, score=score, scores={"ctc": score}, states={})]
+
+    def results(self, enc: torch.Tensor, converter: Any, tokenizer: Optional[Any]
+                ) -> List[Tuple[Optional[str], List[str], List[int], Hypothesis]]:
+        """The one-best entry ``[(text, token, token_int, hyp)]`` for encoder
+        output ``enc`` (T, D), with the same conversion as ESPnet's
+        ``Speech2Text`` (sos/eos cut, id 0 dropped, ``converter`` to tokens,
+        ``tokenizer`` to text, None without one)."""
+        hyp = self(enc)[0]
+        token_int = [t for t in hyp.yseq[1:-1].tolist() if t != 0]
+        token = converter.ids2tokens(token_int)
+        return [(tokenizer.tokens2text(token) if tokenizer is not None else None, token, token_int, hyp)]

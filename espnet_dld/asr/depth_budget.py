@@ -166,7 +166,13 @@ class CostModel:
         return max(measured, self._priors.get(self.level, measured))
 
     def _quantile(self, window: Deque[float]) -> float:
-        return float(np.quantile(np.fromiter(window, float), self.load_quantile))
+        """numpy's default (linear) quantile, in plain Python: it runs inside
+        every timed call, and numpy's set-up cost about 20 us for 20 values."""
+        values = sorted(window)
+        position = self.load_quantile * (len(values) - 1)
+        low = int(position)
+        high = min(low + 1, len(values) - 1)
+        return values[low] + (values[high] - values[low]) * (position - low)
 
     def enter_level(self, level: int, unseen_load: float) -> None:
         """Switch to contention ``level``: its load is the quantile of the

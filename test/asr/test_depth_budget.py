@@ -3,6 +3,7 @@ budget's edges, unmeetable budgets, hysteresis, bounds, the accuracy-budget choi
 and the depth-table file.  No real timing anywhere."""
 import logging
 
+import numpy as np
 import pytest
 import yaml
 
@@ -120,6 +121,17 @@ def test_adaptive_goes_down_at_once_under_load_and_back_up_after_patience():
     assert depths[-1] == 4  # back at full fit once the load is gone...
     assert changes(depths[25:]) == 4 - loaded  # ...one block at a time, never back down
     assert all(b >= a for a, b in zip(depths[25:], depths[26:]))
+
+
+def test_the_load_quantile_is_numpys_linear_quantile():
+    rng = np.random.default_rng(0)
+    for q in (0.0, 0.25, 0.5, 0.9, 0.95, 1.0):
+        for n in (1, 2, 7, 20):
+            cost = model(load_window=n, load_quantile=q)
+            ratios = rng.uniform(0.5, 3.0, size=n + 3)  # the window keeps the last n
+            for r in ratios:
+                cost.observe(4, 2.0, true_seconds(4, 2.0, r))
+            assert cost.load == pytest.approx(float(np.quantile(ratios[-n:], q)), rel=1e-12)
 
 
 def test_hysteresis_prevents_oscillation_at_the_edge():

@@ -7,6 +7,7 @@ import sys
 import pytest
 import soundfile as sf
 import torch
+import yaml
 
 from espnet_dld import Speech2Text
 from espnet_dld.utils.checkpoint import CheckpointError
@@ -177,3 +178,38 @@ def test_wavlm_student_decodes_at_several_depths_without_its_pretrained_file(tin
             s2t.set_depth(5)
     finally:
         moved.rename(tiny_wavlm_exp.pretrained)
+
+
+def test_best_path_skips_espnets_call_and_returns_what_it_returns(tiny_exp, tmp_path):
+    """ctc_greedy decodes without ESPnet's ``__call__`` wrapper (its cost is a
+    per-call floor that a depth budget cannot lower); the entries are ESPnet's
+    to the score, at every depth.  With intermediate CTC, whose outputs only
+    ESPnet's call returns, that call runs."""
+    from espnet2.bin import asr_inference as espnet_inference
+
+    cfg, pth = files(tiny_exp.exps["dld"])
+    s2t = Speech2Text(cfg, pth, ctc_greedy=True, device="cpu")
+    calls = []
+    original = espnet_inference.Speech2Text.__call__
+    for i in range(3):
+        speech = wave(tiny_exp, i).astype("float32")
+        for depth in (1, 2, 4):
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(espnet_inference.Speech2Text, "__call__", lambda *a, **k: calls.append(1) or original(*a, **k))
+                ours = s2t(speech, depth=depth)
+            s2t.set_depth(depth)
+            theirs = original(s2t, speech)
+            s2t.set_depth(None)
+            assert len(ours) == len(theirs) == 1
+            (text, token, token_int, hyp), (text2, token2, token_int2, hyp2) = ours[0], theirs[0]
+            assert (text, token, token_int) == (text2, token2, token_int2)
+            assert torch.equal(hyp.yseq, hyp2.yseq) and float(hyp.score) == float(hyp2.score)
+    assert calls == []
+
+    conf = yaml.safe_load(cfg.read_text())
+    conf["encoder_conf"]["interctc_layer_idx"] = [1]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(conf))
+    inter = Speech2Text(tmp_path / "config.yaml", pth, ctc_greedy=True, device="cpu")
+    results, intermediate = inter(wave(tiny_exp).astype("float32"), depth=4)
+    assert results[0][2] == s2t(wave(tiny_exp).astype("float32"), depth=4)[0][2]
+    assert sorted(intermediate) == [1] and all(isinstance(t, str) for t in intermediate[1])
