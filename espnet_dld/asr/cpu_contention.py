@@ -24,7 +24,7 @@ import os
 import time
 from collections import deque
 from pathlib import Path
-from typing import Callable, Deque, Iterable, List, Optional, Tuple
+from typing import Callable, Deque, Dict, Iterable, List, Optional, Tuple
 
 # /proc/stat per-cpu columns after the name: user nice system idle iowait irq softirq steal guest guest_nice
 _USER, _NICE, _SYSTEM, _IRQ, _SOFTIRQ, _STEAL = 0, 1, 2, 5, 6, 7
@@ -38,28 +38,61 @@ def decoder_cores() -> List[int]:
     return list(range(os.cpu_count() or 1))
 
 
-def _read_proc(path: str, size: int = 1 << 16) -> bytes:
-    """One read of a /proc file (the cpu lines of ``/proc/stat``, the ones
-    read, come first).  A sensor reading sits inside every timed call: with
-    ``os.read`` instead of ``Path.read_text`` it went from about 0.085 to
-    0.027 ms (two threads; docs/depth_budget.md, "Cost")."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return os.read(fd, size)
-    finally:
-        os.close(fd)
+class _ProcReader:
+    """The /proc files a sensor reading needs, kept open and re-read from
+    offset 0 (the kernel regenerates them on every read).  A reading sits
+    inside every timed call: opening ``/proc/stat`` and each thread's
+    ``schedstat`` afresh took about 0.10 ms a reading right after a decode,
+    twice per utterance (docs/depth_budget.md, "Sensing for less")."""
 
-
-def _own_run_delay() -> float:
-    """Seconds this process's threads have spent runnable but waiting for a
-    core (the second field of each thread's ``schedstat``, nanoseconds)."""
-    total = 0
-    for task in os.listdir("/proc/self/task"):
+    def __init__(self):
+        self._tasks: Dict[str, int] = {}
         try:
-            total += int(_read_proc(f"/proc/self/task/{task}/schedstat", 256).split()[1])
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            continue  # a thread that ended meanwhile
-    return total / 1e9
+            self._stat: Optional[int] = os.open("/proc/stat", os.O_RDONLY)
+        except OSError:  # no /proc here: every reading fails, and the sensor reports nothing
+            self._stat = None
+
+    def stat(self) -> str:
+        if self._stat is None:
+            raise OSError("/proc/stat cannot be read on this host")
+        return os.pread(self._stat, 1 << 16, 0).decode()
+
+    def run_delay(self) -> float:
+        """Seconds this process's threads have spent runnable but waiting for
+        a core (the second field of each thread's ``schedstat``, nanoseconds);
+        threads are looked up every reading, since torch starts and ends them."""
+        now = set(os.listdir("/proc/self/task"))
+        for tid in list(self._tasks):
+            if tid not in now:
+                os.close(self._tasks.pop(tid))
+        total = 0
+        for tid in now:
+            try:
+                fd = self._tasks.get(tid)
+                if fd is None:
+                    fd = self._tasks[tid] = os.open(f"/proc/self/task/{tid}/schedstat", os.O_RDONLY)
+                total += int(os.pread(fd, 256, 0).split()[1])
+            except (OSError, IndexError):
+                self._forget(tid)  # a thread that ended meanwhile
+        return total / 1e9
+
+    def _forget(self, tid: str) -> None:
+        fd = self._tasks.pop(tid, None)
+        if fd is not None:
+            os.close(fd)
+
+    def close(self) -> None:
+        for tid in list(self._tasks):
+            self._forget(tid)
+        if self._stat is not None:
+            os.close(self._stat)
+            self._stat = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except OSError:
+            pass
 
 
 def _busy_jiffies(stat: str, cores: Iterable[int], count_nice: bool) -> int:
@@ -70,6 +103,8 @@ def _busy_jiffies(stat: str, cores: Iterable[int], count_nice: bool) -> int:
     wanted = {f"cpu{c}" for c in cores}
     total = 0
     for line in stat.splitlines():
+        if not line.startswith("cpu"):
+            break  # the cpu lines come first; the rest (interrupt counts) is long
         name, _, rest = line.partition(" ")
         if name in wanted:
             v = [int(x) for x in rest.split()]
@@ -107,7 +142,7 @@ class CpuContention:
         read_stat: Optional[Callable[[], str]] = None,
         clock: Callable[[], float] = time.monotonic,
         own_cpu: Callable[[], float] = time.process_time,
-        run_delay: Callable[[], float] = _own_run_delay,
+        run_delay: Optional[Callable[[], float]] = None,
         ticks_per_second: Optional[float] = None,
         count_nice: Optional[bool] = None,
     ):
@@ -115,8 +150,9 @@ class CpuContention:
         if not self.cores:
             raise ValueError("CpuContention needs at least one core")
         self.min_interval, self.max_window = float(min_interval), float(max_window)
-        self._read_stat = read_stat or (lambda: _read_proc("/proc/stat").decode())
-        self._clock, self._own_cpu, self._run_delay = clock, own_cpu, run_delay
+        proc = _ProcReader() if read_stat is None or run_delay is None else None
+        self._read_stat = read_stat or proc.stat
+        self._clock, self._own_cpu, self._run_delay = clock, own_cpu, run_delay or proc.run_delay
         self._hz = float(ticks_per_second or os.sysconf("SC_CLK_TCK"))
         self._count_nice = os.getpriority(os.PRIO_PROCESS, 0) > 0 if count_nice is None else count_nice
         self._samples: Deque[Tuple[float, int, float, float]] = deque()

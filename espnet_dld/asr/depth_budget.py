@@ -237,6 +237,12 @@ class UtteranceRecord:
         return self.seconds / self.duration
 
 
+#: a call at least this long (seconds) is followed by a sensor reading as well as preceded by one; after a
+#: shorter one the next call's reading comes soon enough (a reading right after a decode costs about 0.1 ms under
+#: load, inside the timed call; docs/depth_budget.md, "Sensing for less")
+SENSE_AFTER_S = 0.1
+
+
 @dataclass
 class DepthBudget:
     """Picks the depth of each utterance under a real-time-factor budget.
@@ -257,8 +263,9 @@ class DepthBudget:
     With a ``contention`` sensor (a callable returning how many of the
     decoder's ``cores`` other processes keep busy, or None;
     :class:`~espnet_dld.asr.cpu_contention.CpuContention`) an adaptive budget
-    also reads the host before each utterance (and after it, to start the
-    next reading's window): when the busy cores, rounded,
+    also reads the host before each utterance (and after one that took at
+    least ``SENSE_AFTER_S``, so that the next reading's window does not
+    reach back over the long call): when the busy cores, rounded,
     change (by at least ``0.5 + level_hysteresis``), the load estimate
     switches to that level's own window (:meth:`CostModel.enter_level`) and
     the depth is chosen afresh, before the new load has slowed an utterance.
@@ -420,7 +427,7 @@ class DepthBudget:
                                                 self.threads if self.adapt_threads else None))
             self.cost.observe(depth, duration, seconds)
             if self.adaptive:
-                if self.contention is not None:
+                if self.contention is not None and seconds >= SENSE_AFTER_S:
                     self.contention()  # a reading now starts the window the next utterance's is taken over
                 self._adapt()
 

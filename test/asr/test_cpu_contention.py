@@ -125,3 +125,55 @@ def test_this_hosts_reading_is_a_share_of_our_cores():
     sum(i * i for i in range(200_000))  # some time passes
     busy = sensor()
     assert busy is not None and 0.0 <= busy <= len(sensor.cores)
+
+
+@pytest.mark.skipif(not CpuContention.available(), reason="needs Linux /proc accounting")
+def test_the_kept_open_proc_files_read_what_opening_them_afresh_reads():
+    """The sensor keeps /proc/stat and each thread's schedstat open and re-reads
+    them from offset 0: the text is the kernel's current one, and threads that
+    start or end between readings are picked up or dropped (their file closed)."""
+    import os
+    import threading
+
+    from espnet_dld.asr.cpu_contention import _ProcReader
+
+    def fresh(path):
+        with open(path) as f:
+            return f.read()
+
+    def fresh_delay():
+        total = 0
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                total += int(fresh(f"/proc/self/task/{tid}/schedstat").split()[1])
+            except (OSError, IndexError):
+                continue
+        return total / 1e9
+
+    reader = _ProcReader()
+    first = reader.stat()
+    names = [line.split()[0] for line in first.splitlines() if line.startswith("cpu")]
+    assert names[0] == "cpu" and names == [line.split()[0] for line in fresh("/proc/stat").splitlines()
+                                           if line.startswith("cpu")]
+    sum(i * i for i in range(300_000))  # this process runs: its core's jiffies move on
+    before, again, after = fresh_delay(), reader.run_delay(), fresh_delay()
+    assert before <= again <= after
+    cpu = [int(x) for x in reader.stat().splitlines()[0].split()[1:]]
+    assert sum(cpu) >= sum(int(x) for x in first.splitlines()[0].split()[1:])  # counters re-read, not cached
+
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait)
+    worker.start()
+    reader.run_delay()
+    assert str(worker.native_id) in reader._tasks
+    stop.set()
+    worker.join()
+    for _ in range(200):  # the kernel lists a thread for a moment after Python's join returns
+        if str(worker.native_id) not in os.listdir("/proc/self/task"):
+            break
+        stop.wait(0.01)
+    reader.run_delay()
+    assert str(worker.native_id) not in reader._tasks and set(reader._tasks) == set(os.listdir("/proc/self/task"))
+    reader.close()
+    with pytest.raises(OSError):
+        reader.stat()

@@ -292,6 +292,20 @@ def sensed_budget(sensor=None, **kwargs):
                        contention=sensor, **kwargs)
 
 
+def test_the_sensor_is_read_before_each_utterance_and_after_long_ones_only():
+    from espnet_dld.asr.depth_budget import SENSE_AFTER_S
+
+    readings = []
+    budget = sensed_budget(lambda: readings.append(1) or 0.0)
+    budget.depth_for(2.0)
+    assert len(readings) == 1
+    budget.observe(1, 2.0, SENSE_AFTER_S / 2, 1)  # a short call: the next call's reading is soon enough
+    assert len(readings) == 1
+    budget.depth_for(2.0)
+    budget.observe(1, 2.0, SENSE_AFTER_S, 1)  # a long one: a reading starts a fresh window after it
+    assert len(readings) == 3
+
+
 def test_sensed_onset_lowers_the_depth_before_the_first_slow_utterance():
     loads = [0.0] * 10 + [1.0] * 20
     blind = sensed_budget()
