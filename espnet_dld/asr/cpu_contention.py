@@ -122,9 +122,9 @@ class CpuContention:
     tick: a shorter window is noise); ``None`` before there are two samples,
     where ``/proc`` cannot be read, or when the previous sample is more than
     ``max_window`` seconds old (an average over a long idle spell says little
-    about now; the reading taken then starts the next window).  The caller
-    reads it before and after each utterance, so that a stream of
-    utterances is always covered by recent windows.
+    about now; the reading taken then starts the next window).  The depth
+    budget reads it before each utterance and after a long one, so that a
+    stream of utterances is always covered by recent windows.
 
     Busy time of processes niced below us is not counted (a ``nice 19``
     training yields its cores to a decoder at normal priority), unless this
