@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
-import soundfile as sf
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from call_path import closest_utterances  # noqa: E402
 from common import read_scp, write_json  # noqa: E402
 from depth_budget import Competitor  # noqa: E402
 
@@ -53,11 +53,8 @@ def main(argv=None) -> int:
     files = unpack_model(args.model)
     torch.set_num_threads(2)
     plain = Speech2Text(**files, ctc_greedy=True, device="cpu")
-    waves = {k: plain.audio_input.prepare(*sf.read(p, dtype="float32")) for k, p in read_scp(args.wav_scp).items()}
-    if not waves:
-        raise SystemExit(f"{args.wav_scp}: no utterances")
-    key = min(waves, key=lambda k: abs(len(waves[k]) / plain.sample_rate - args.seconds))
-    speech = waves[key]
+    key = closest_utterances(args.wav_scp, [args.seconds])[args.seconds][0]
+    speech = plain.audio_input.prepare(read_scp(args.wav_scp)[key])  # at the model's rate
     competitor = Competitor(args.core)
     loaded = {"busy": 0.0}
     budget = Speech2Text(**files, ctc_greedy=True, device="cpu", rtf_budget=1e-9, adaptive=True,

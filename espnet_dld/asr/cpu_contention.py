@@ -42,8 +42,9 @@ class _ProcReader:
     """The /proc files a sensor reading needs, kept open and re-read from
     offset 0 (the kernel regenerates them on every read).  A reading sits
     inside every timed call: opening ``/proc/stat`` and each thread's
-    ``schedstat`` afresh took about 0.10 ms a reading right after a decode,
-    twice per utterance (docs/depth_budget.md, "Sensing for less")."""
+    ``schedstat`` afresh for each of two readings per utterance added 0.42 ms
+    to a 4.2 ms depth-1 call under load (``bench/budget_overhead.py``;
+    docs/depth_budget.md, "Sensing for less")."""
 
     def __init__(self):
         self._tasks: Dict[str, int] = {}

@@ -238,7 +238,7 @@ class UtteranceRecord:
 
 
 #: a call at least this long (seconds) is followed by a sensor reading as well as preceded by one; after a
-#: shorter one the next call's reading comes soon enough (a reading right after a decode costs about 0.1 ms under
+#: shorter one the next call's reading comes soon enough (a reading right after a decode costs about 0.13 ms under
 #: load, inside the timed call; docs/depth_budget.md, "Sensing for less")
 SENSE_AFTER_S = 0.1
 
