@@ -3,7 +3,9 @@
 fixed budget-chosen depth and the adaptive depth budget on a real test set.
 
 One process loads a packed DLD model (``Speech2Text.from_pretrained``) and
-decodes the test set once per pass (``--modes``), each utterance timed on its own:
+decodes the test set once per pass (``--modes``), each utterance timed on its
+own; by default the passes are interleaved (each utterance decoded by every
+pass in turn), so that they are compared at the same moments of the host:
 
 * ``full``: every block (no budget);
 * ``depth1``: one block (no budget; after the load starts with the threads
@@ -44,7 +46,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import soundfile as sf
@@ -78,29 +80,51 @@ class Competitor:
             self.proc = None
 
 
-def decode_pass(s2t, utts: List[Tuple[str, np.ndarray]], load_at: int, competitor: Competitor,
-                depth: Optional[int] = None, threads_under_load: Optional[int] = None) -> List[Dict]:
-    """Decode every utterance (timed one by one); the competitor runs from
-    utterance ``load_at`` on (and the decoder with ``threads_under_load``
-    threads, if given)."""
-    out = []
+class Decoder(NamedTuple):
+    """One pass's decoder: the instance, the depth it is held at (None: its
+    budget's), the torch threads once the load runs (None: the caller's)."""
+
+    s2t: object
+    depth: Optional[int]
+    threads_under_load: Optional[int]
+
+
+def pass_order(modes: Sequence[str], index: int) -> List[str]:
+    """The order the passes decode utterance ``index`` in: rotated by one
+    each utterance, so that no pass always follows the same one (a call runs
+    faster after one on the same input, whose memory is still cached)."""
+    shift = index % len(modes)
+    return list(modes[shift:]) + list(modes[:shift])
+
+
+def decode_interleaved(decoders: Dict[str, Decoder], utts: List[Tuple[str, np.ndarray]], load_at: int,
+                       competitor: Competitor) -> Dict[str, List[Dict]]:
+    """Decode every utterance with every decoder, one after the other, before
+    the next utterance (timed one by one); the competitor runs from
+    utterance ``load_at`` on.  With several decoders the passes are paired:
+    this host's speed drifts by up to 2x over the minute a pass takes, so
+    passes run one after the other compare moments as much as decoders."""
+    threads = torch.get_num_threads()
+    out: Dict[str, List[Dict]] = {mode: [] for mode in decoders}
     try:
         for i, (key, speech) in enumerate(utts):
             if i == load_at:
                 competitor.start()
-                if threads_under_load:
-                    torch.set_num_threads(threads_under_load)
                 time.sleep(0.3)  # let it get going
-            start = time.perf_counter()
-            result = s2t(speech, depth=depth)
-            seconds = time.perf_counter() - start
-            duration = len(speech) / s2t.sample_rate
-            last = s2t.depth_budget.history[-1] if s2t.depth_budget is not None else None
-            out.append({"key": key, "loaded": i >= load_at, "depth": s2t.last_depth, "duration": duration,
-                        "seconds": seconds, "rtf": seconds / duration, "text": result[0][0],
-                        "level": last.level if last else None, "threads": torch.get_num_threads()})
+            for mode in pass_order(list(decoders), i):
+                s2t, depth, under_load = decoders[mode]
+                torch.set_num_threads(under_load if under_load and i >= load_at else threads)
+                start = time.perf_counter()
+                result = s2t(speech, depth=depth)
+                seconds = time.perf_counter() - start
+                duration = len(speech) / s2t.sample_rate
+                last = s2t.depth_budget.history[-1] if s2t.depth_budget is not None else None
+                out[mode].append({"key": key, "loaded": i >= load_at, "depth": s2t.last_depth, "duration": duration,
+                                  "seconds": seconds, "rtf": seconds / duration, "text": result[0][0],
+                                  "level": last.level if last else None, "threads": torch.get_num_threads()})
     finally:
         competitor.stop()
+        torch.set_num_threads(threads)
     return out
 
 
@@ -198,6 +222,10 @@ def main() -> None:
                         "a core); with --core the same, the competitor shares the decoder's own core")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads of the decoder")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="the passes to run")
+    parser.add_argument("--order", choices=("interleaved", "sequential"), default="interleaved",
+                        help="interleaved: each utterance decoded by every pass in turn (paired: the host's speed "
+                        "drifts between passes run one after the other); sequential: one pass after the other, "
+                        "as the results before 2026-12-06 were measured")
     parser.add_argument("--adapt_threads", type=str2bool_or_none, default=None,
                         help="whether the adaptive pass sets the decoder's threads to the cores left free "
                         "(default: Speech2Text's, on with the sensor)")
@@ -283,7 +311,7 @@ def main() -> None:
              f"core {args.core} from utterance {load_at} (run 1 of {args.runs}){pinned}", args.png)
     write_json(args.json, {
         "model": str(args.model), "wav_scp": str(args.wav_scp), "utterances": len(utts), "repeat": args.repeat,
-        "mean_duration_s": mean_dur, "threads": args.threads, "competitor_core": args.core,
+        "mean_duration_s": mean_dur, "order": args.order, "threads": args.threads, "competitor_core": args.core,
         "decoder_core": args.decoder_core, "load_at": load_at,
         "note": args.note, "load_average_1_5_15min": load_average, "num_blocks": n,
         "calibrated_rtf": {"depth1": rtf1, f"depth{n}": rtfn},
@@ -301,15 +329,18 @@ def main() -> None:
 def one_run(args, budgeted: Dict, full, n: int, utts, load_at: int, competitor: Competitor, budget: float,
             refs: Dict[str, str]) -> Tuple[Dict, Dict, Optional[bool]]:
     """One pass per mode, budgeted instances built (and calibrated) afresh:
-    a run's adaptive passes do not start from what an earlier run learned."""
+    a run's adaptive passes do not start from what an earlier run learned.
+    ``--order interleaved`` builds them all first and decodes each utterance
+    with every pass in turn; ``sequential`` builds each right before its pass."""
     from espnet_dld import Speech2Text
     from espnet_dld.asr.cpu_contention import CpuContention
 
     options = {"fixed": {}, "adaptive_blind": dict(adaptive=True, cpu_contention=False),
                "adaptive": dict(adaptive=True, adapt_threads=args.adapt_threads)}
     fixed_depth = {"full": n, "depth1": 1}
-    passes, results, adapt_threads = {}, {}, None
-    for mode in args.modes:
+    results: Dict[str, Dict] = {}
+
+    def build(mode: str) -> Decoder:
         torch.set_num_threads(args.threads)  # each pass starts (and calibrates) with the same threads
         s2t, depth = (full, fixed_depth[mode]) if mode in fixed_depth else (Speech2Text(**budgeted, **options[mode]),
                                                                              None)
@@ -317,20 +348,29 @@ def one_run(args, budgeted: Dict, full, n: int, utts, load_at: int, competitor: 
             cost_model = s2t.depth_budget.cost
             cost_model.load_window = args.load_window or cost_model.load_window
             cost_model.load_quantile = cost_model.load_quantile if args.load_quantile is None else args.load_quantile
-        if mode == "adaptive":
-            adapt_threads = s2t.depth_budget.adapt_threads
         s2t(utts[0][1], depth=depth)  # warm-up
-        initial = s2t.depth_budget.depth if s2t.depth_budget is not None else depth
+        results[mode] = {"depth_chosen_at_load": s2t.depth_budget.depth if s2t.depth_budget is not None else depth}
         under_load = None  # depth 1 gets the threads the adaptive default would take: the cores left free
         if mode == "depth1" and args.adapt_threads is not False and CpuContention.available() \
                 and args.decoder_core is None:
             under_load = max(1, args.threads - 1)
-        passes[mode] = decode_pass(s2t, utts, load_at, competitor, depth, under_load)
-        results[mode] = summarise(passes[mode], budget, refs)
-        results[mode]["depth_chosen_at_load"] = initial
+        return Decoder(s2t, depth, under_load)
+
+    if args.order == "interleaved":
+        decoders = {mode: build(mode) for mode in args.modes}
+        torch.set_num_threads(args.threads)
+        passes = decode_interleaved(decoders, utts, load_at, competitor)
+    else:
+        decoders, passes = {}, {}
+        for mode in args.modes:
+            decoders[mode] = build(mode)
+            passes[mode] = decode_interleaved({mode: decoders[mode]}, utts, load_at, competitor)[mode]
+    for mode, (s2t, _, _) in decoders.items():
+        results[mode].update(summarise(passes[mode], budget, refs))
         if s2t.depth_budget is not None:
             results[mode]["calibration_wall_s"] = s2t.calibration_seconds_taken
             results[mode]["cost_model_after"] = s2t.depth_budget.cost.as_dict()
+    adapt_threads = decoders["adaptive"].s2t.depth_budget.adapt_threads if "adaptive" in decoders else None
     return passes, results, adapt_threads
 
 

@@ -125,7 +125,11 @@ class CpuContention:
     ``max_window`` seconds old (an average over a long idle spell says little
     about now; the reading taken then starts the next window).  The depth
     budget reads it before each utterance and after a long one, so that a
-    stream of utterances is always covered by recent windows.
+    stream of utterances is always covered by recent windows.  A reading
+    less than ``min_gap`` seconds after the previous sample returns that
+    reading again without reading ``/proc``: the counters move in 10 ms
+    ticks, so a fresh sample adds nothing, and reading them costs a
+    short call 0.13-0.26 ms (docs/depth_budget.md, "Sensing for less").
 
     Busy time of processes niced below us is not counted (a ``nice 19``
     training yields its cores to a decoder at normal priority), unless this
@@ -140,6 +144,7 @@ class CpuContention:
         cores: Optional[Iterable[int]] = None,
         min_interval: float = 0.25,
         max_window: float = 2.0,
+        min_gap: float = 0.02,
         read_stat: Optional[Callable[[], str]] = None,
         clock: Callable[[], float] = time.monotonic,
         own_cpu: Callable[[], float] = time.process_time,
@@ -150,7 +155,7 @@ class CpuContention:
         self.cores = decoder_cores() if cores is None else sorted(cores)
         if not self.cores:
             raise ValueError("CpuContention needs at least one core")
-        self.min_interval, self.max_window = float(min_interval), float(max_window)
+        self.min_interval, self.max_window, self.min_gap = float(min_interval), float(max_window), float(min_gap)
         proc = _ProcReader() if read_stat is None or run_delay is None else None
         self._read_stat = read_stat or proc.stat
         self._clock, self._own_cpu, self._run_delay = clock, own_cpu, run_delay or proc.run_delay
@@ -170,6 +175,8 @@ class CpuContention:
                 self._run_delay())
 
     def __call__(self) -> Optional[float]:
+        if self._samples and self._clock() - self._samples[-1][0] < self.min_gap:
+            return self.last
         try:
             now = self._sample()
         except (OSError, ValueError, IndexError):

@@ -84,6 +84,26 @@ def test_the_reading_covers_the_last_min_interval_and_no_more():
     assert sensor() == pytest.approx(1.0)
 
 
+def test_a_reading_within_min_gap_of_the_last_sample_repeats_it_without_reading_proc():
+    host = FakeHost()
+    reads = []
+
+    def stat():
+        reads.append(host.now)
+        return host.stat()
+
+    sensor = CpuContention(cores=(1,), read_stat=stat, clock=lambda: host.now, own_cpu=lambda: host.own,
+                           run_delay=lambda: host.delay, ticks_per_second=HZ, count_nice=False, min_gap=0.02)
+    host.run(0.5, cpu=1, user=1.0)
+    assert sensor() == pytest.approx(1.0) and len(reads) == 2  # (the first read at construction)
+    host.run(0.01)  # a 10 ms call later: under a tick, the kernel's counters have not moved
+    assert sensor() == pytest.approx(1.0) and len(reads) == 2
+    host.run(0.01, cpu=1, user=1.0)  # 20 ms since the last sample: read again (the window reaches back to 0 s)
+    assert sensor() == pytest.approx(0.51 / 0.52) and len(reads) == 3
+    host.run(0.5)  # the load went: the next reading sees it
+    assert sensor() == pytest.approx(0.0) and len(reads) == 4
+
+
 def test_a_window_older_than_max_window_reads_none_and_restarts():
     host = FakeHost()
     sensor = host.sensor(max_window=2.0)
@@ -121,7 +141,7 @@ def test_an_unreadable_host_reads_none():
 
 @pytest.mark.skipif(not CpuContention.available(), reason="needs Linux /proc accounting")
 def test_this_hosts_reading_is_a_share_of_our_cores():
-    sensor = CpuContention(min_interval=0.0)
+    sensor = CpuContention(min_interval=0.0, min_gap=0.0)
     sum(i * i for i in range(200_000))  # some time passes
     busy = sensor()
     assert busy is not None and 0.0 <= busy <= len(sensor.cores)

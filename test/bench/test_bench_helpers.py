@@ -308,3 +308,47 @@ def test_teacher_cache_wer_comparison_in_units_of_std(tmp_path):
     (tmp_path / "ca.json").write_text(json.dumps(acc([52.0, 30.0], [2.0, 0.0])))
     rows = teacher_cache_cost.wer_comparison(str(tmp_path / "on.json"), str(tmp_path / "ca.json"))
     assert [(r["depth"], r["diff"], r["diff_in_std"]) for r in rows] == [(1, 2.0, 1.0), (2, 0.0, None)]
+
+
+def test_interleaved_passes_decode_each_utterance_with_every_pass_before_the_next():
+    import numpy as np
+    import torch
+
+    import depth_budget
+
+    calls = []
+
+    class FakeDecoder:
+        sample_rate, depth_budget, last_depth = 100, None, None
+
+        def __init__(self, name):
+            self.name = name
+
+        def __call__(self, speech, depth=None):
+            calls.append((self.name, int(speech[0]), torch.get_num_threads(), competitor.running))
+            self.last_depth = depth
+            return [[f"{self.name} {int(speech[0])}"]]
+
+    class FakeCompetitor:
+        running = False
+
+        def start(self):
+            self.running = True
+
+        def stop(self):
+            self.running = False
+
+    competitor = FakeCompetitor()
+    threads = torch.get_num_threads()
+    decoders = {m: depth_budget.Decoder(FakeDecoder(m), d, u) for m, d, u in (("full", 4, None), ("depth1", 1, 1),
+                                                                              ("adaptive", None, None))}
+    utts = [(f"u{i}", np.full(50, i, dtype=np.float32)) for i in range(4)]
+    out = depth_budget.decode_interleaved(decoders, utts, load_at=2, competitor=competitor)
+    assert [c[1] for c in calls] == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]  # every pass, then the next utterance
+    assert [c[0] for c in calls[:6]] == ["full", "depth1", "adaptive", "depth1", "adaptive", "full"]  # rotated
+    assert [c[3] for c in calls] == [False] * 6 + [True] * 6 and not competitor.running  # stopped at the end
+    assert {c[2] for c in calls if c[0] == "depth1" and c[3]} == {1}  # depth 1's threads under the load
+    assert {c[2] for c in calls if c[0] != "depth1" or not c[3]} == {threads} == {torch.get_num_threads()}
+    assert [r["loaded"] for r in out["full"]] == [False, False, True, True]
+    assert [r["depth"] for r in out["depth1"]] == [1] * 4 and out["adaptive"][3]["text"] == "adaptive 3"
+    assert out["full"][0]["duration"] == pytest.approx(0.5)
