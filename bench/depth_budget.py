@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -89,29 +90,32 @@ class Decoder(NamedTuple):
     threads_under_load: Optional[int]
 
 
-def pass_order(modes: Sequence[str], index: int) -> List[str]:
-    """The order the passes decode utterance ``index`` in: rotated by one
-    each utterance, so that no pass always follows the same one (a call runs
-    faster after one on the same input, whose memory is still cached)."""
-    shift = index % len(modes)
-    return list(modes[shift:]) + list(modes[:shift])
+def pass_order(modes: Sequence[str], rng: random.Random) -> List[str]:
+    """The order the passes decode one utterance in: shuffled afresh for each
+    (``rng`` seeded per run), so that no pass always follows the same one.  A
+    call runs faster right after one on the same model instance (its weights
+    still cached); a rotation keeps the cyclic order, and with it put the
+    depth1 pass after the full pass on every utterance but one in five."""
+    order = list(modes)
+    rng.shuffle(order)
+    return order
 
 
 def decode_interleaved(decoders: Dict[str, Decoder], utts: List[Tuple[str, np.ndarray]], load_at: int,
-                       competitor: Competitor) -> Dict[str, List[Dict]]:
+                       competitor: Competitor, seed: int = 0) -> Dict[str, List[Dict]]:
     """Decode every utterance with every decoder, one after the other, before
     the next utterance (timed one by one); the competitor runs from
     utterance ``load_at`` on.  With several decoders the passes are paired:
     this host's speed drifts by up to 2x over the minute a pass takes, so
     passes run one after the other compare moments as much as decoders."""
-    threads = torch.get_num_threads()
+    threads, rng = torch.get_num_threads(), random.Random(seed)
     out: Dict[str, List[Dict]] = {mode: [] for mode in decoders}
     try:
         for i, (key, speech) in enumerate(utts):
             if i == load_at:
                 competitor.start()
                 time.sleep(0.3)  # let it get going
-            for mode in pass_order(list(decoders), i):
+            for mode in pass_order(list(decoders), rng):
                 s2t, depth, under_load = decoders[mode]
                 torch.set_num_threads(under_load if under_load and i >= load_at else threads)
                 start = time.perf_counter()
@@ -222,6 +226,9 @@ def main() -> None:
                         "a core); with --core the same, the competitor shares the decoder's own core")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads of the decoder")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES), help="the passes to run")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the interleaved passes' orders are shuffled with seed * runs + run (give each "
+                        "invocation of a set its own)")
     parser.add_argument("--order", choices=("interleaved", "sequential"), default="interleaved",
                         help="interleaved: each utterance decoded by every pass in turn (paired: the host's speed "
                         "drifts between passes run one after the other); sequential: one pass after the other, "
@@ -259,6 +266,7 @@ def main() -> None:
     refs = {k: v.strip() for k, v in read_scp(args.text).items()}
     wavs = list(read_scp(args.wav_scp).items())[: args.max_utts]
     full = Speech2Text(**files, ctc_greedy=True, device="cpu")
+    unbudgeted = {"full": full, "depth1": Speech2Text(**files, ctc_greedy=True, device="cpu")}  # an instance each
     utts = [(key, full.audio_input.prepare(*sf.read(path, dtype="float32"))) for key, path in wavs]
     utts = utts * args.repeat
     mean_dur = statistics.fmean(len(s) / full.sample_rate for _, s in utts)
@@ -278,7 +286,8 @@ def main() -> None:
     load_average = {"start": os.getloadavg()}
     runs = []
     for run in range(args.runs):
-        passes, results, adapt_threads = one_run(args, budgeted, full, n, utts, load_at, competitor, budget, refs)
+        passes, results, adapt_threads = one_run(args, budgeted, unbudgeted, n, utts, load_at, competitor, budget,
+                                                    refs, seed=args.seed * args.runs + run)
         runs.append({"passes": passes, "results": results})
         print(f"\nrun {run + 1} of {args.runs}")
         print_table(args.modes, results)
@@ -311,7 +320,7 @@ def main() -> None:
              f"core {args.core} from utterance {load_at} (run 1 of {args.runs}){pinned}", args.png)
     write_json(args.json, {
         "model": str(args.model), "wav_scp": str(args.wav_scp), "utterances": len(utts), "repeat": args.repeat,
-        "mean_duration_s": mean_dur, "order": args.order, "threads": args.threads, "competitor_core": args.core,
+        "mean_duration_s": mean_dur, "order": args.order, "seed": args.seed, "threads": args.threads, "competitor_core": args.core,
         "decoder_core": args.decoder_core, "load_at": load_at,
         "note": args.note, "load_average_1_5_15min": load_average, "num_blocks": n,
         "calibrated_rtf": {"depth1": rtf1, f"depth{n}": rtfn},
@@ -326,12 +335,14 @@ def main() -> None:
     })
 
 
-def one_run(args, budgeted: Dict, full, n: int, utts, load_at: int, competitor: Competitor, budget: float,
-            refs: Dict[str, str]) -> Tuple[Dict, Dict, Optional[bool]]:
+def one_run(args, budgeted: Dict, unbudgeted: Dict, n: int, utts, load_at: int, competitor: Competitor,
+            budget: float, refs: Dict[str, str], seed: int = 0) -> Tuple[Dict, Dict, Optional[bool]]:
     """One pass per mode, budgeted instances built (and calibrated) afresh:
     a run's adaptive passes do not start from what an earlier run learned.
     ``--order interleaved`` builds them all first and decodes each utterance
-    with every pass in turn; ``sequential`` builds each right before its pass."""
+    with every pass in turn (in an order shuffled with ``seed``); ``sequential``
+    builds each right before its pass.  Every pass has a model instance of
+    its own (``unbudgeted`` holds the full and depth1 passes')."""
     from espnet_dld import Speech2Text
     from espnet_dld.asr.cpu_contention import CpuContention
 
@@ -342,8 +353,8 @@ def one_run(args, budgeted: Dict, full, n: int, utts, load_at: int, competitor: 
 
     def build(mode: str) -> Decoder:
         torch.set_num_threads(args.threads)  # each pass starts (and calibrates) with the same threads
-        s2t, depth = (full, fixed_depth[mode]) if mode in fixed_depth else (Speech2Text(**budgeted, **options[mode]),
-                                                                             None)
+        s2t, depth = ((unbudgeted[mode], fixed_depth[mode]) if mode in fixed_depth
+                      else (Speech2Text(**budgeted, **options[mode]), None))
         if mode.startswith("adaptive"):  # set before any utterance is observed: the window is made on the first
             cost_model = s2t.depth_budget.cost
             cost_model.load_window = args.load_window or cost_model.load_window
@@ -359,7 +370,7 @@ def one_run(args, budgeted: Dict, full, n: int, utts, load_at: int, competitor: 
     if args.order == "interleaved":
         decoders = {mode: build(mode) for mode in args.modes}
         torch.set_num_threads(args.threads)
-        passes = decode_interleaved(decoders, utts, load_at, competitor)
+        passes = decode_interleaved(decoders, utts, load_at, competitor, seed)
     else:
         decoders, passes = {}, {}
         for mode in args.modes:

@@ -311,6 +311,8 @@ def test_teacher_cache_wer_comparison_in_units_of_std(tmp_path):
 
 
 def test_interleaved_passes_decode_each_utterance_with_every_pass_before_the_next():
+    import random
+
     import numpy as np
     import torch
 
@@ -343,12 +345,31 @@ def test_interleaved_passes_decode_each_utterance_with_every_pass_before_the_nex
     decoders = {m: depth_budget.Decoder(FakeDecoder(m), d, u) for m, d, u in (("full", 4, None), ("depth1", 1, 1),
                                                                               ("adaptive", None, None))}
     utts = [(f"u{i}", np.full(50, i, dtype=np.float32)) for i in range(4)]
-    out = depth_budget.decode_interleaved(decoders, utts, load_at=2, competitor=competitor)
+    out = depth_budget.decode_interleaved(decoders, utts, load_at=2, competitor=competitor, seed=3)
     assert [c[1] for c in calls] == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]  # every pass, then the next utterance
-    assert [c[0] for c in calls[:6]] == ["full", "depth1", "adaptive", "depth1", "adaptive", "full"]  # rotated
+    orders = [tuple(c[0] for c in calls[i:i + 3]) for i in range(0, 12, 3)]
+    assert all(sorted(o) == sorted(decoders) for o in orders)
+    rng = random.Random(3)  # the order is the seeded shuffle, afresh per utterance
+    assert orders == [tuple(depth_budget.pass_order(list(decoders), rng)) for _ in range(4)]
     assert [c[3] for c in calls] == [False] * 6 + [True] * 6 and not competitor.running  # stopped at the end
     assert {c[2] for c in calls if c[0] == "depth1" and c[3]} == {1}  # depth 1's threads under the load
     assert {c[2] for c in calls if c[0] != "depth1" or not c[3]} == {threads} == {torch.get_num_threads()}
     assert [r["loaded"] for r in out["full"]] == [False, False, True, True]
     assert [r["depth"] for r in out["depth1"]] == [1] * 4 and out["adaptive"][3]["text"] == "adaptive 3"
     assert out["full"][0]["duration"] == pytest.approx(0.5)
+
+
+def test_the_pass_order_puts_every_pass_after_every_other():
+    """A rotation would keep each pass's predecessor; the shuffle does not."""
+    import random
+
+    import depth_budget
+
+    modes = ["full", "depth1", "fixed", "adaptive_blind", "adaptive"]
+    rng = random.Random(0)
+    follows = set()
+    for _ in range(200):
+        order = depth_budget.pass_order(modes, rng)
+        assert sorted(order) == sorted(modes)
+        follows |= set(zip(order, order[1:]))
+    assert follows == {(a, b) for a in modes for b in modes if a != b}
