@@ -140,6 +140,25 @@ def wer(records: List[Dict], refs: Dict[str, str]) -> float:
     return corpus_wer([refs[k] for k in keys], [last[k] for k in keys])
 
 
+def against_depth1(records: List[Dict], depth1: List[Dict], budget: float) -> Dict:
+    """A pass's misses after the load set against the depth1 pass's on the
+    same utterances (meaningful where the passes were interleaved): its
+    misses at depth 1 (where no controller could go lower) and deeper (a
+    depth chosen too deep), the depth1 pass's, both on the same utterance,
+    and the median ratio of its RTF to depth 1's on the utterances it
+    decoded at depth 1 (what its calls cost beyond depth 1's own)."""
+    pairs = [(r, d) for r, d in zip(records, depth1) if r["loaded"]]
+    if any(r["key"] != d["key"] for r, d in pairs):
+        raise ValueError("the passes decoded different utterances in the same position")
+    at_depth1 = [r["rtf"] / d["rtf"] for r, d in pairs if r["depth"] == 1]
+    return {"misses_at_depth1": sum(r["rtf"] > budget for r, _ in pairs if r["depth"] == 1),
+            "misses_deeper": sum(r["rtf"] > budget for r, _ in pairs if r["depth"] > 1),
+            "depth1_misses": sum(d["rtf"] > budget for _, d in pairs),
+            "both_missed": sum(r["rtf"] > budget and d["rtf"] > budget for r, d in pairs),
+            "utterances_at_depth1": len(at_depth1),
+            "rtf_over_depth1_median": statistics.median(at_depth1) if at_depth1 else None}
+
+
 def summarise(records: List[Dict], budget: float, refs: Dict[str, str]) -> Dict:
     before = [r for r in records if not r["loaded"]]
     after = [r for r in records if r["loaded"]]
@@ -291,6 +310,13 @@ def main() -> None:
         runs.append({"passes": passes, "results": results})
         print(f"\nrun {run + 1} of {args.runs}")
         print_table(args.modes, results)
+        for mode in ("adaptive_blind", "adaptive"):
+            pair = results.get(mode, {}).get("after_load_against_depth1")
+            if pair and pair["utterances_at_depth1"]:
+                print(f"{mode} after the load against depth1 ({args.order}): misses at depth 1 "
+                      f"{pair['misses_at_depth1']}, deeper {pair['misses_deeper']}; depth1's {pair['depth1_misses']} "
+                      f"(both {pair['both_missed']}); its RTF over depth 1's at depth 1 (median of "
+                      f"{pair['utterances_at_depth1']}) {pair['rtf_over_depth1_median']:.3f}")
     load_average["end"] = os.getloadavg()
     target, met = None, None
     if "adaptive" in args.modes:
@@ -378,6 +404,8 @@ def one_run(args, budgeted: Dict, unbudgeted: Dict, n: int, utts, load_at: int, 
             passes[mode] = decode_interleaved({mode: decoders[mode]}, utts, load_at, competitor)[mode]
     for mode, (s2t, _, _) in decoders.items():
         results[mode].update(summarise(passes[mode], budget, refs))
+        if mode.startswith("adaptive") and "depth1" in passes:
+            results[mode]["after_load_against_depth1"] = against_depth1(passes[mode], passes["depth1"], budget)
         if s2t.depth_budget is not None:
             results[mode]["calibration_wall_s"] = s2t.calibration_seconds_taken
             results[mode]["cost_model_after"] = s2t.depth_budget.cost.as_dict()

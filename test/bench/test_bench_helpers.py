@@ -373,3 +373,20 @@ def test_the_pass_order_puts_every_pass_after_every_other():
         assert sorted(order) == sorted(modes)
         follows |= set(zip(order, order[1:]))
     assert follows == {(a, b) for a in modes for b in modes if a != b}
+
+
+def test_misses_against_depth1_split_by_the_depth_the_pass_chose():
+    import depth_budget
+
+    def rec(key, depth, rtf, loaded=True):
+        return {"key": key, "depth": depth, "rtf": rtf, "loaded": loaded}
+
+    adaptive = [rec("a", 3, 0.9, loaded=False), rec("b", 1, 1.2), rec("c", 2, 1.1), rec("d", 1, 0.8)]
+    depth1 = [rec("a", 1, 0.2, loaded=False), rec("b", 1, 1.1), rec("c", 1, 0.5), rec("d", 1, 1.6)]
+    pair = depth_budget.against_depth1(adaptive, depth1, budget=1.0)
+    assert pair["misses_at_depth1"] == 1 and pair["misses_deeper"] == 1  # b at depth 1, c at depth 2
+    assert pair["depth1_misses"] == 2 and pair["both_missed"] == 1  # b and d; both on b
+    assert pair["utterances_at_depth1"] == 2  # a is before the load
+    assert pair["rtf_over_depth1_median"] == pytest.approx((1.2 / 1.1 + 0.8 / 1.6) / 2)
+    with pytest.raises(ValueError, match="different utterances"):
+        depth_budget.against_depth1(adaptive, depth1[::-1], budget=1.0)
