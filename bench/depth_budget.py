@@ -343,7 +343,7 @@ def main() -> None:
         pinned = "" if args.decoder_core is None else f"\n(decoder pinned to core {args.decoder_core}, 1 thread)"
         pinned += "" if adapt_threads is not False else "; adaptive keeps its threads"
         plot(runs[0]["passes"], budget, load_at, f"{args.model.name}: rtf_budget {budget:.4f}, competing process on "
-             f"core {args.core} from utterance {load_at} (run 1 of {args.runs}){pinned}", args.png)
+             f"core {args.core} from utterance {load_at} (run 1 of {args.runs}; passes {args.order}){pinned}", args.png)
     write_json(args.json, {
         "model": str(args.model), "wav_scp": str(args.wav_scp), "utterances": len(utts), "repeat": args.repeat,
         "mean_duration_s": mean_dur, "order": args.order, "seed": args.seed, "threads": args.threads, "competitor_core": args.core,
