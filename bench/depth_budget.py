@@ -94,8 +94,9 @@ def pass_order(modes: Sequence[str], rng: random.Random) -> List[str]:
     """The order the passes decode one utterance in: shuffled afresh for each
     (``rng`` seeded per run), so that no pass always follows the same one.  A
     call runs faster right after one on the same model instance (its weights
-    still cached); a rotation keeps the cyclic order, and with it put the
-    depth1 pass after the full pass on every utterance but one in five."""
+    still cached: a depth-1 call 1.7-3.4 %, one-off, docs/depth_budget.md); a
+    rotation keeps the cyclic order, and with it put the depth1 pass after
+    the full pass, then on the same instance, on 4 utterances of 5."""
     order = list(modes)
     rng.shuffle(order)
     return order
@@ -346,8 +347,8 @@ def main() -> None:
              f"core {args.core} from utterance {load_at} (run 1 of {args.runs}; passes {args.order}){pinned}", args.png)
     write_json(args.json, {
         "model": str(args.model), "wav_scp": str(args.wav_scp), "utterances": len(utts), "repeat": args.repeat,
-        "mean_duration_s": mean_dur, "order": args.order, "seed": args.seed, "threads": args.threads, "competitor_core": args.core,
-        "decoder_core": args.decoder_core, "load_at": load_at,
+        "mean_duration_s": mean_dur, "order": args.order, "seed": args.seed, "threads": args.threads,
+        "competitor_core": args.core, "decoder_core": args.decoder_core, "load_at": load_at,
         "note": args.note, "load_average_1_5_15min": load_average, "num_blocks": n,
         "calibrated_rtf": {"depth1": rtf1, f"depth{n}": rtfn},
         "calibration_wall_s": probe.calibration_seconds_taken, "rtf_budget": budget,
